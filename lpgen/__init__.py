@@ -1,0 +1,3 @@
+"""lpgen: least-privilege IAM policies from CloudTrail."""
+
+__version__ = "0.1.0"

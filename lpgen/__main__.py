@@ -1,0 +1,3 @@
+from lpgen.cli import main
+
+main()

@@ -1,0 +1,157 @@
+"""The command line: options → a library call → a rendered string → an exit code."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from lpgen import __version__
+from lpgen.filters import FilterError, Window, parse_instant, principal_matcher
+from lpgen.graph import UsageGraph
+from lpgen.mine import MineOptions, MineReport, mine
+from lpgen.model import Problem
+from lpgen.sources.formats import DEFAULT_MAX_BYTES
+from lpgen.sources.local import open_source
+from lpgen.store import DEFAULT_PATH, StoreError, UsageStore
+from lpgen.summary import render_mine_report, render_summary, summarize
+
+#: Warnings printed one per line before the rest are only counted.
+SHOWN_WARNINGS = 50
+
+
+def store_option(f):
+    return click.option(
+        "--store", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PATH, show_default=True,
+        envvar="LPGEN_STORE", help="Usage store (SQLite file); env LPGEN_STORE.")(f)
+
+
+def window_options(f):
+    f = click.option("--until", metavar="WHEN", help="Latest event time: ISO date/time or age (7d); a bare date counts whole.")(f)
+    f = click.option("--since", metavar="WHEN", help="Earliest event time: ISO date/time or age (90d, 12h, 2w).")(f)
+    return f
+
+
+def principal_option(f):
+    return click.option(
+        "--principal", "principals", multiple=True, metavar="ARN|NAME|GLOB",
+        help="Only these principals (repeatable): an ARN, a role or user name, or a glob of either.")(f)
+
+
+def format_option(*choices: str):
+    def decorate(f):
+        return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
+                            help="Output format.")(f)
+    return decorate
+
+
+def library_errors(f):
+    """Turn the library's expected errors into clean messages (no tracebacks)."""
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except (StoreError, FilterError) as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+def make_window(since: str | None, until: str | None) -> Window:
+    return Window(since=parse_instant(since) if since else None,
+                  until=parse_instant(until, end=True) if until else None)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lpgen")
+def main() -> None:
+    """Least-privilege IAM policies from what principals really did, per CloudTrail."""
+
+
+@main.command("mine")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@store_option
+@window_options
+@principal_option
+@click.option("--workers", type=click.IntRange(min=1), default=min(4, os.cpu_count() or 1), show_default=True,
+              help="Worker processes.")
+@click.option("--strict", is_flag=True, help="Exit non-zero when any input or record had a problem.")
+@click.option("--max-inflate", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
+              metavar="BYTES", help="Refuse inputs that decompress beyond this size.")
+@format_option("text", "json")
+@library_errors
+def mine_command(sources, store, since, until, principals, workers, strict, max_inflate, fmt):
+    """Read CloudTrail logs into the usage store.
+
+    SOURCE is a file, a directory tree (such as a copy of a trail bucket's
+    AWSLogs/ folder) or - for standard input. Delivered log files (.json or
+    .json.gz), JSON Lines, `aws cloudtrail lookup-events` output, CloudTrail
+    Lake and Athena result exports are recognised by their content; digest
+    files are skipped. Inputs already mined are not read again.
+    """
+    options = MineOptions(window=make_window(since, until), principals=tuple(principals), max_inflate=max_inflate)
+    show_progress = sys.stderr.isatty() and fmt == "text"
+    with UsageStore(store) as usage_store:
+        report = mine([open_source(s) for s in sources], usage_store, options, workers=workers,
+                      progress=_ProgressLine() if show_progress else None)
+    if show_progress:
+        click.echo("\r\033[K", nl=False, err=True)
+    _warn(report.problems)
+    click.echo(render_mine_report(report, fmt), nl=False)
+    if report.found_nothing:
+        raise click.ClickException("no readable CloudTrail records in the given sources")
+    if strict and report.problems:
+        sys.exit(1)
+
+
+class _ProgressLine:
+    """One self-rewriting line on a terminal: inputs, events, events/s."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __call__(self, report: MineReport) -> None:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        click.echo(f"\r\033[K{report.mined:,} inputs, {report.records:,} events, "
+                   f"{report.records / elapsed:,.0f} events/s", nl=False, err=True)
+
+
+def _warn(problems: list[Problem]) -> None:
+    for p in problems[:SHOWN_WARNINGS]:
+        click.echo(f"warning: {p}", err=True)
+    if len(problems) > SHOWN_WARNINGS:
+        click.echo(f"warning: ... and {len(problems) - SHOWN_WARNINGS:,} more (`lpgen summary` lists them)", err=True)
+
+
+@main.command("summary")
+@store_option
+@format_option("text", "json")
+@library_errors
+def summary_command(store, fmt):
+    """Print what the usage store holds: principals, coverage, problems."""
+    with UsageStore(store, create=False) as usage_store:
+        click.echo(render_summary(summarize(usage_store), fmt), nl=False)
+
+
+@main.command("graph")
+@store_option
+@principal_option
+@format_option("json", "graphml")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
+@library_errors
+def graph_command(store, principals, fmt, output):
+    """Export the usage graph (principal → call → resource)."""
+    with UsageStore(store, create=False) as usage_store:
+        rows = usage_store.usage()
+        if principals:
+            wanted = principal_matcher(tuple(principals))
+            rows = (r for r in rows if wanted(r.principal))
+        graph = UsageGraph.from_rows(rows)
+    text = graph.to_json() if fmt == "json" else graph.to_graphml()
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)

@@ -1,0 +1,446 @@
+"""Mining: inputs → aggregates in the usage store, in parallel, incrementally.
+
+Each input is mined by a worker process into a small :class:`Partial`
+aggregate (map); the parent merges partials in input order, drops events
+already counted (same eventID), and commits batches to the store (reduce).
+Merging in input order makes the store identical whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import multiprocessing
+import time as _time
+from array import array
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import msgspec
+
+from lpgen.filters import Window, principal_matcher
+from lpgen.model import Problem
+from lpgen.normalize import BadRecord, normalize
+from lpgen.records import RawRecord
+from lpgen.sources.base import Blob, BlobSource
+from lpgen.sources.formats import DEFAULT_MAX_BYTES, DIGEST, decode
+from lpgen.store import MAX_SAMPLES, InputRecord, Totals, UsageStore, ids_from_bytes, ids_to_bytes, merge_totals
+
+#: Commit after this many inputs or this many events, whichever comes first.
+BATCH_INPUTS = 200
+BATCH_EVENTS = 250_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MineOptions:
+    window: Window = field(default_factory=Window)
+    principals: tuple[str, ...] = ()
+    max_inflate: int = DEFAULT_MAX_BYTES
+
+    def scope(self) -> str:
+        """The filters as a ledger key: an input mined under one scope is new to another."""
+        if self.window.since is None and self.window.until is None and not self.principals:
+            return ""
+        return json.dumps([self.window.since, self.window.until, sorted(self.principals)])
+
+
+@dataclass(slots=True)
+class Partial:
+    """What one input contributed, before de-duplication against other inputs."""
+
+    key: str
+    size: int | None = None
+    version: str | None = None
+    kind: str | None = None
+    records: int = 0  # readable records in the input
+    events: int = 0  # records that passed the filters
+    filtered: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    keys: dict[int, tuple] = field(default_factory=dict)  # key hash → usage key (fields as JSON)
+    usage: dict[int, Totals] = field(default_factory=dict)  # key hash → totals
+    ids: bytes = b""  # array('q') of eventID hashes, in record order
+    key_of: bytes = b""  # array('q'): the key hash of each hashed event
+    principals: dict[str, tuple[str, str]] = field(default_factory=dict)
+    coverage: dict[tuple[str, str, str], list] = field(default_factory=dict)
+    first_time: str | None = None
+    last_time: str | None = None
+
+
+_blake2b = hashlib.blake2b
+
+
+def event_hash(event_id: str) -> int:
+    """A stable 64-bit hash of an eventID (Python's ``hash`` differs per process)."""
+    return int.from_bytes(_blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def key_hash(key: tuple) -> int:
+    """A stable 64-bit identity for a usage key (its row id in the store)."""
+    return int.from_bytes(_blake2b("\x00".join(key).encode(), digest_size=8).digest(), "little", signed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """What every record with the same identity, call and parameters has in common."""
+
+    hash: int  # of the usage key; 0 for a record that cannot be used
+    key: tuple | None = None
+    principal: str = ""
+    principal_type: str = ""
+    account: str = ""
+    category: str | None = None
+    error_code: str | None = None
+    coverage: str = ""  # "account\x00region\x00", completed with the day
+    wanted: bool = True
+    bad: str | None = None
+
+
+class _Memo:
+    """Per-process memo from a record's invariant parts to its :class:`_Slot`.
+
+    Records of one session calling one API with the same parameters differ only
+    in time and eventID, so normalisation runs once per distinct combination.
+    """
+
+    LIMIT = 200_000
+
+    def __init__(self, options: MineOptions) -> None:
+        self.options = options
+        self.wanted = principal_matcher(options.principals)
+        self.slots: dict[tuple, _Slot] = {}
+
+    def slot(self, record: RawRecord) -> _Slot:
+        try:
+            e = normalize(record)
+        except BadRecord as exc:
+            return _Slot(hash=0, bad=str(exc))
+        fields = msgspec.json.encode(e.fields).decode()
+        key = (e.principal, e.source, e.name, e.error_class, e.region, e.invoked_by or "", fields)
+        return _Slot(
+            hash=key_hash(key), key=key, principal=e.principal, principal_type=e.principal_type,
+            account=_account_of(e.principal, e.account), category=e.category, error_code=e.error_code,
+            coverage=f"{e.account}\x00{e.region}\x00", wanted=self.wanted is None or self.wanted(e.principal))
+
+
+_memo: _Memo | None = None
+
+
+def _memo_for(options: MineOptions) -> _Memo:
+    global _memo
+    if _memo is None or _memo.options != options or len(_memo.slots) > _Memo.LIMIT:
+        _memo = _Memo(options)
+    return _memo
+
+
+def mine_bytes(data: bytes, blob: Blob, options: MineOptions) -> Partial:
+    """Mine one input's bytes into a :class:`Partial`. Never raises for bad content.
+
+    This loop runs once per event over millions of events, so it is written for
+    speed: everything that does not change between records of one session and
+    call comes from the memoised :class:`_Slot`.
+    """
+    out = Partial(key=blob.key, size=blob.size, version=blob.version)
+    decoded = decode(data, blob.key, max_bytes=options.max_inflate)
+    out.kind = decoded.kind
+    out.problems.extend(decoded.problems)
+    if decoded.kind == DIGEST:
+        return out
+    memo = _memo_for(options)
+    slots, new_slot = memo.slots, memo.slot
+    since, until = options.window.since, options.window.until
+    usage, keys, principals = out.usage, out.keys, out.principals
+    coverage: dict[str, list] = {}
+    ids, key_of = array("q"), array("q")
+    records = events = filtered = 0
+    first = last = None
+    for i, r in enumerate(decoded.records):
+        t = r.eventTime
+        if t is not None and len(t) == 20 and t[19] == "Z" and t[10] == "T":
+            mk = (bytes(r.userIdentity), r.eventSource, r.eventName, r.awsRegion, r.errorCode, r.eventType,
+                  r.eventCategory, r.recipientAccountId, bytes(r.requestParameters), bytes(r.resources))
+            slot = slots.get(mk)
+            if slot is None:
+                slot = slots[mk] = new_slot(r)
+        else:  # an unusual time: normalise this record alone (canonical form, or a problem)
+            slot = new_slot(r)
+            if slot.bad is None:
+                t = normalize(r).time
+        if slot.bad is not None:
+            out.problems.append(Problem(path=blob.key, record=decoded.position(i), reason=slot.bad))
+            continue
+        records += 1
+        ck = slot.coverage + t[:10]
+        cov = coverage.get(ck)
+        if cov is None:
+            coverage[ck] = [1, t, t]
+        else:
+            cov[0] += 1
+            if t < cov[1]:
+                cov[1] = t
+            elif t > cov[2]:
+                cov[2] = t
+        if not slot.wanted or (since is not None and t < since) or (until is not None and t > until):
+            filtered += 1
+            continue
+        events += 1
+        if first is None or t < first:
+            first = t
+        if last is None or t > last:
+            last = t
+        h = slot.hash
+        eid = r.eventID
+        totals = usage.get(h)
+        if totals is None:
+            usage[h] = [1, t, t, slot.category, [slot.error_code] if slot.error_code else [], [eid] if eid else []]
+            keys[h] = slot.key
+            if slot.principal not in principals:
+                principals[slot.principal] = (slot.principal_type, slot.account)
+        else:
+            totals[0] += 1
+            if t < totals[1]:
+                totals[1] = t
+            elif t > totals[2]:
+                totals[2] = t
+            if eid:
+                samples = totals[5]
+                if len(samples) < MAX_SAMPLES:
+                    if eid not in samples:
+                        samples.append(eid)
+                        samples.sort()
+                elif eid < samples[-1] and eid not in samples:
+                    samples[-1] = eid
+                    samples.sort()
+        if eid:
+            ids.append(event_hash(eid))
+            key_of.append(h)
+    out.records, out.events, out.filtered = records, events, filtered
+    out.first_time, out.last_time = first, last
+    out.coverage = {tuple(k.split("\x00")): v for k, v in coverage.items()}
+    out.ids, out.key_of = ids.tobytes(), key_of.tobytes()
+    if decoded.kind is None and not decoded.problems:
+        out.problems.append(Problem(path=blob.key, reason="no CloudTrail records found"))
+    return out
+
+
+def _account_of(principal: str, fallback: str) -> str:
+    parts = principal.split(":", 5)
+    return parts[4] if len(parts) > 4 and parts[0] == "arn" and parts[4] else fallback
+
+
+def mine_blob(source: BlobSource, options: MineOptions, blob: Blob) -> Partial:
+    """Read and mine one input (runs in a worker process)."""
+    try:
+        data = source.read(blob)
+    except OSError as exc:
+        return Partial(key=blob.key, size=blob.size, version=blob.version,
+                       problems=[Problem(path=blob.key, reason=f"cannot read: {exc.strerror or exc}")])
+    return mine_bytes(data, blob, options)
+
+
+# -- the parent: listing, de-duplication, batching ---------------------------
+
+
+@dataclass(slots=True)
+class MineReport:
+    """What a run did, for the closing summary."""
+
+    inputs: int = 0  # inputs listed (log files, not digests)
+    mined: int = 0
+    known: int = 0  # already in the ledger, skipped
+    changed: int = 0  # in the ledger with another size or version: mined again, de-duplicated
+    outside_window: int = 0
+    digests: int = 0
+    records: int = 0
+    events: int = 0  # counted: passed the filters and not duplicates
+    duplicates: int = 0
+    filtered: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    kinds: Counter = field(default_factory=Counter)
+    principals: set[str] = field(default_factory=set)
+    first_time: str | None = None
+    last_time: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def found_nothing(self) -> bool:
+        """Nothing readable at all: every input failed and none was known already."""
+        return self.records == 0 and self.known == 0 and self.outside_window == 0
+
+
+Progress = Callable[[MineReport], None]
+
+
+def mine(
+    sources: Sequence[BlobSource],
+    store: UsageStore,
+    options: MineOptions = MineOptions(),
+    *,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> MineReport:
+    """Mine every new input of ``sources`` into ``store``; return what happened."""
+    started = _time.perf_counter()
+    report = MineReport()
+    scope = options.scope()
+    known = store.known_inputs(scope)
+    todo: list[tuple[BlobSource, Blob]] = []
+    for source in sources:
+        listing = source.list()
+        report.digests += listing.digests
+        report.problems.extend(listing.problems)
+        for blob in listing.blobs:
+            report.inputs += 1
+            if not options.window.may_hold_day(blob.day):
+                report.outside_window += 1
+                continue
+            seen = known.get(blob.key)
+            if seen is not None:
+                if seen == (blob.size, blob.version):
+                    report.known += 1
+                    continue
+                report.changed += 1
+            todo.append((source, blob))
+    if todo:
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        run = store.start_run(started=now, sources=[s.label for s in sources], scope=scope)
+        _Reducer(store, run, scope, report, progress).consume(_partials(todo, options, workers))
+        store.finish_run(run, finished=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    report.seconds = _time.perf_counter() - started
+    return report
+
+
+def _partials(todo: list[tuple[BlobSource, Blob]], options: MineOptions, workers: int):
+    """Partials in input order, mined in ``workers`` processes (in this one when 1)."""
+    if workers <= 1 or len(todo) == 1:
+        for source, blob in todo:
+            yield mine_blob(source, options, blob)
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    # One pool per source keeps each task small to pickle (the source travels once per task).
+    with context.Pool(workers) as pool:
+        for source, blobs in _group_by_source(todo):
+            yield from pool.imap(functools.partial(mine_blob, source, options), blobs, chunksize=1)
+
+
+def _group_by_source(todo: list[tuple[BlobSource, Blob]]):
+    group: list[Blob] = []
+    current = None
+    for source, blob in todo:
+        if source is not current and group:
+            yield current, group
+            group = []
+        current = source
+        group.append(blob)
+    if group:
+        yield current, group
+
+
+class _Reducer:
+    """Merges partials in order, drops duplicate events, and commits in batches."""
+
+    def __init__(self, store: UsageStore, run: int, scope: str, report: MineReport, progress: Progress | None):
+        self.store, self.run, self.scope, self.report, self.progress = store, run, scope, report, progress
+        self.seen: set[int] = set()  # hashes of counted events that may recur in later inputs
+        self.loaded: set[str] = set()  # ledger entries whose hashes are in ``seen``
+        self._reset()
+
+    def _reset(self) -> None:
+        self.inputs: list[InputRecord] = []
+        self.keys: dict[int, tuple] = {}
+        self.usage: dict[int, Totals] = {}
+        self.principals: dict[str, tuple[str, str]] = {}
+        self.coverage: dict[tuple[str, str, str], list] = {}
+        self.problems: list[tuple[str, int | None, str]] = []
+        self.events = 0
+
+    def consume(self, partials) -> None:
+        last_progress = 0.0
+        for partial in partials:
+            self.add(partial)
+            if len(self.inputs) >= BATCH_INPUTS or self.events >= BATCH_EVENTS:
+                self.flush()
+            if self.progress is not None and _time.perf_counter() - last_progress > 0.2:
+                last_progress = _time.perf_counter()
+                self.progress(self.report)
+        self.flush()
+        if self.progress is not None:
+            self.progress(self.report)
+
+    def add(self, p: Partial) -> None:
+        report = self.report
+        report.mined += 1
+        report.records += p.records
+        report.filtered += p.filtered
+        report.problems.extend(p.problems)
+        if p.kind:
+            report.kinds[p.kind] += 1
+        counted_ids, duplicates = self._deduplicate(p)
+        report.duplicates += duplicates
+        report.events += p.events - duplicates
+        usage, keys = self.usage, self.keys
+        for h, totals in p.usage.items():
+            if totals[0] <= 0:  # every event of this key was a duplicate
+                continue
+            mine = usage.get(h)
+            if mine is None:
+                usage[h] = totals
+                keys[h] = p.keys[h]
+            else:
+                merge_totals(mine, totals)
+        report.principals.update(k for k in p.principals if not k.startswith("service:"))
+        for principal, kind in p.principals.items():
+            self.principals.setdefault(principal, kind)
+        for key, (n, first, last) in p.coverage.items():
+            cov = self.coverage.get(key)
+            if cov is None:
+                self.coverage[key] = [n, first, last]
+            else:
+                cov[0] += n
+                cov[1], cov[2] = min(cov[1], first), max(cov[2], last)
+        if p.first_time and (report.first_time is None or p.first_time < report.first_time):
+            report.first_time = p.first_time
+        if p.last_time and (report.last_time is None or p.last_time > report.last_time):
+            report.last_time = p.last_time
+        self.problems.extend((q.path, q.record, q.reason) for q in p.problems)
+        self.inputs.append(InputRecord(
+            key=p.key, scope=self.scope, size=p.size, version=p.version, kind=p.kind, records=p.records,
+            counted=p.events - duplicates, duplicates=duplicates, problems=len(p.problems),
+            first_time=p.first_time, last_time=p.last_time, ids=ids_to_bytes(counted_ids)))
+        self.loaded.add(f"{p.key}\x00{self.scope}")
+        self.events += p.events
+
+    def _deduplicate(self, p: Partial) -> tuple[set[int], int]:
+        """Drop events already counted (here or in the store) from ``p.usage``; return the new IDs."""
+        ids = ids_from_bytes(p.ids)
+        if not ids:
+            return set(), 0
+        if p.first_time is not None:
+            for ident, blob in self.store.ids_overlapping(p.first_time, p.last_time, self.loaded):
+                self.seen.update(ids_from_bytes(blob))
+                self.loaded.add(ident)
+        unique = set(ids)
+        if len(unique) == len(ids) and self.seen.isdisjoint(unique):
+            self.seen |= unique
+            return unique, 0
+        key_of = ids_from_bytes(p.key_of)
+        fresh: set[int] = set()
+        duplicates = 0
+        for h, k in zip(ids, key_of):
+            if h in self.seen or h in fresh:
+                duplicates += 1
+                p.usage[k][0] -= 1
+            else:
+                fresh.add(h)
+        self.seen |= fresh
+        return fresh, duplicates
+
+    def flush(self) -> None:
+        if not self.inputs:
+            return
+        self.store.write_batch(
+            run=self.run, inputs=self.inputs, keys=self.keys, usage=self.usage, principals=self.principals,
+            coverage=self.coverage, problems=self.problems)
+        self._reset()

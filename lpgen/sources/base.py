@@ -1,0 +1,65 @@
+"""The source protocol: where CloudTrail log files come from.
+
+A :class:`BlobSource` lists inputs (files, S3 objects) without reading them,
+then reads one input's bytes on demand, in whichever worker process mines it.
+Decoding the bytes is shared by every adapter (:mod:`lpgen.sources.formats`);
+normalisation happens once, downstream.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from lpgen.model import Problem
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Blob:
+    """One input, identified well enough for the ledger to know it again."""
+
+    key: str  # absolute path, s3://bucket/key, stdin:<sha256>
+    size: int | None = None
+    version: str | None = None  # modification time (ns) of a file, ETag of an object
+    day: str | None = None  # delivery day from the S3 layout or file name, for pruning by window
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listing:
+    """What listing a source found: inputs, digests skipped, and problems."""
+
+    blobs: tuple[Blob, ...]
+    digests: int = 0
+    problems: tuple[Problem, ...] = ()
+
+
+class BlobSource(ABC):
+    """A place holding CloudTrail log files. Implementations must be picklable."""
+
+    #: How the user named it, for messages.
+    label: str
+
+    @abstractmethod
+    def list(self) -> Listing:
+        """Every input, in a stable order, without reading contents. Never raises for bad entries."""
+
+    @abstractmethod
+    def read(self, blob: Blob) -> bytes:
+        """The raw bytes of one input (possibly gzipped). Raises OSError when unreadable."""
+
+
+_LAYOUT_DAY = re.compile(r"/CloudTrail/[a-z0-9-]+/(\d{4})/(\d\d)/(\d\d)/")
+_NAME_DAY = re.compile(r"_CloudTrail_[a-z0-9-]+_(\d{4})(\d\d)(\d\d)T\d{4}Z_")
+
+
+def delivery_day(location: str) -> str | None:
+    """The day in a delivery path (``.../CloudTrail/<region>/YYYY/MM/DD/...``) or file name."""
+    m = _LAYOUT_DAY.search(location) or _NAME_DAY.search(location)
+    return f"{m[1]}-{m[2]}-{m[3]}" if m else None
+
+
+def is_digest(location: str) -> bool:
+    """CloudTrail digest files (integrity validation), not log files."""
+    return "/CloudTrail-Digest/" in location or "_CloudTrail-Digest_" in location
+

@@ -1,0 +1,82 @@
+"""Local inputs: a file, a directory tree of any depth, or standard input."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from lpgen.model import Problem
+from lpgen.sources.base import Blob, BlobSource, Listing, delivery_day, is_digest
+
+
+class LocalSource(BlobSource):
+    """A file or a directory tree; every regular file in it is an input."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.label = str(path)
+        self.root = Path(path).absolute()
+
+    def list(self) -> Listing:
+        if self.root.is_file():
+            return self._listing([self.root], [])
+        if not self.root.exists():
+            return Listing(blobs=(), problems=(Problem(path=self.label, reason="no such file or directory"),))
+        found: list[Path] = []
+        problems: list[Problem] = []
+
+        def unreadable(error: OSError) -> None:
+            problems.append(Problem(path=str(error.filename or self.label), reason=f"cannot list: {error.strerror}"))
+
+        for folder, dirs, files in os.walk(self.root, onerror=unreadable):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found.extend(Path(folder) / name for name in sorted(files) if not name.startswith("."))
+        return self._listing(found, problems)
+
+    def _listing(self, paths: list[Path], problems: list[Problem]) -> Listing:
+        blobs, digests = [], 0
+        for path in paths:
+            text = path.as_posix()
+            if is_digest(text):
+                digests += 1
+                continue
+            try:
+                st = path.stat()
+            except OSError as exc:
+                problems.append(Problem(path=text, reason=f"cannot read: {exc.strerror}"))
+                continue
+            blobs.append(Blob(key=text, size=st.st_size, version=str(st.st_mtime_ns), day=delivery_day(text)))
+        return Listing(blobs=tuple(blobs), digests=digests, problems=tuple(problems))
+
+    def read(self, blob: Blob) -> bytes:
+        with open(blob.key, "rb") as f:
+            return f.read()
+
+
+class StdinSource(BlobSource):
+    """Standard input (``-``), read once; known to the ledger by its content hash."""
+
+    label = "-"
+
+    def __init__(self, data: bytes | None = None) -> None:
+        self._data = data
+
+    def _bytes(self) -> bytes:
+        if self._data is None:
+            self._data = sys.stdin.buffer.read()
+        return self._data
+
+    def list(self) -> Listing:
+        data = self._bytes()
+        return Listing(blobs=(Blob(key=f"stdin:{hashlib.sha256(data).hexdigest()}", size=len(data)),))
+
+    def read(self, blob: Blob) -> bytes:
+        return self._bytes()
+
+
+def open_source(spec: str) -> BlobSource:
+    """The source a command-line argument names."""
+    if spec == "-":
+        return StdinSource()
+    return LocalSource(spec)
