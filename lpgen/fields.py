@@ -30,51 +30,75 @@ def _rules() -> tuple:
     )
 
 
+# What to do with a key, decided once per distinct key name.
+_SKIP, _DESCEND, _KEEP, _FACT_VALUE, _FACT_FIRST_WORD, _FACT_PRESENT, _TOP_ONLY = range(7)
+_decisions: dict[str, int] = {}
+
+
+def _decide(key: str) -> int:
+    suffixes, keys, top_keys, excluded, skipped, facts, _ = _rules()
+    low = key.lower()
+    if low in skipped:
+        decision = _SKIP
+    elif low in facts:
+        decision = {"value": _FACT_VALUE, "first-word": _FACT_FIRST_WORD, "present": _FACT_PRESENT}[facts[low]]
+    elif low in excluded:
+        decision = _DESCEND
+    elif low in keys or low.endswith(suffixes):
+        decision = _KEEP
+    elif low in top_keys:
+        decision = _TOP_ONLY
+    else:
+        decision = _DESCEND
+    if len(_decisions) < 10_000:
+        _decisions[key] = decision
+    return decision
+
+
 def request_fields(parameters: Any) -> Fields:
     """The (dotted path, value) pairs worth keeping from a decoded ``requestParameters``."""
-    suffixes, keys, top_keys, excluded, skipped, facts, limits = _rules()
-    found: set[tuple[str, str]] = set()
+    limits = _rules()[-1]
     max_depth, max_len = limits["depth"], limits["value_length"]
-
-    def keep(path: str, value: str) -> None:
-        if len(value) > max_len:
-            value = value[:max_len] + "…"
-        found.add((path, value))
+    found: set[tuple[str, str]] = set()
 
     def walk(node: Any, path: str, depth: int) -> None:
-        if depth > max_depth:
-            return
         if isinstance(node, list):
-            for item in node:
-                walk(item, path, depth + 1)
+            if depth < max_depth:
+                for item in node:
+                    walk(item, path, depth + 1)
             return
         if not isinstance(node, dict):
             return
         for key, value in node.items():
-            if not isinstance(key, str):
+            decision = _decisions.get(key)
+            if decision is None:
+                decision = _decide(key) if isinstance(key, str) else _SKIP
+            if decision == _SKIP:
                 continue
-            low = key.lower()
             here = f"{path}.{key}" if path else key
-            if low in skipped:
+            if decision == _DESCEND or (decision == _TOP_ONLY and path):
+                if isinstance(value, (dict, list)) and depth < max_depth:
+                    walk(value, here, depth + 1)
                 continue
-            fact = facts.get(low)
-            if fact is not None:
-                if fact == "present":
-                    keep(here, "present")
-                elif isinstance(value, (str, int, float, bool)):
-                    text = str(value).strip()
-                    keep(here, text.split(None, 1)[0].upper() if fact == "first-word" and text else text)
+            if decision == _FACT_PRESENT:
+                text = "present"
+            elif isinstance(value, (str, int, float, bool)):
+                text = str(value).strip()
+                if decision == _FACT_FIRST_WORD and text:
+                    text = text.split(None, 1)[0].upper()
+            elif isinstance(value, (dict, list)) and decision in (_KEEP, _TOP_ONLY):
+                if depth < max_depth:
+                    walk(value, here, depth + 1)
                 continue
-            if isinstance(value, (dict, list)):
-                walk(value, here, depth + 1)
-            elif (isinstance(value, str) and value and low not in excluded
-                  and (low in keys or low.endswith(suffixes) or (low in top_keys and not path))):
-                keep(here, value)
+            else:
+                continue
+            if decision in (_KEEP, _TOP_ONLY) and not (isinstance(value, str) and value):
+                continue
+            found.add((here, text if len(text) <= max_len else text[:max_len] + "…"))
 
     walk(parameters, "", 0)
-    if len(found) > limits["fields"]:
-        found = set(sorted(found)[: limits["fields"]])
-    return tuple(sorted(found))
+    result = sorted(found)
+    return tuple(result[: limits["fields"]])
 
 
 def resource_fields(resources: Any) -> Fields:
@@ -90,32 +114,20 @@ def resource_fields(resources: Any) -> Fields:
     return tuple(sorted(found))
 
 
-_cache: dict[tuple[bytes, bytes], Fields] = {}
-_CACHE_LIMIT = 100_000
 _EMPTY = (b"null", b"{}", b"[]", b"")
 
 
 def event_fields(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw = b"null") -> Fields:
-    """Request fields and resource ARNs of one record, from undecoded JSON.
-
-    Memoised on the raw bytes: most calls repeat their parameters exactly, and
-    a dictionary lookup is far cheaper than decoding and walking them again.
-    """
-    key = (bytes(parameters), bytes(resources))
-    hit = _cache.get(key)
-    if hit is not None:
-        return hit
+    """Request fields and resource ARNs of one record, from its undecoded JSON parts."""
+    parameters, resources = bytes(parameters), bytes(resources)
     result: Fields = ()
     try:
-        if key[0] not in _EMPTY:
-            result = request_fields(msgspec.json.decode(key[0]))
-        if key[1] not in _EMPTY:
-            arns = resource_fields(msgspec.json.decode(key[1]))
+        if parameters not in _EMPTY:
+            result = request_fields(msgspec.json.decode(parameters))
+        if resources not in _EMPTY:
+            arns = resource_fields(msgspec.json.decode(resources))
             if arns:
                 result = tuple(sorted(set(result).union(arns)))
     except msgspec.DecodeError:
         pass  # the record decoded, so its parts are JSON; never fail a record over them
-    if len(_cache) >= _CACHE_LIMIT:
-        _cache.clear()
-    _cache[key] = result
     return result

@@ -23,7 +23,8 @@ import msgspec
 
 from lpgen.filters import Window, principal_matcher
 from lpgen.model import Problem
-from lpgen.normalize import BadRecord, normalize
+from lpgen.fields import event_fields
+from lpgen.normalize import BadRecord, caller, event_time
 from lpgen.records import RawRecord
 from lpgen.sources.base import Blob, BlobSource
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, DIGEST, decode
@@ -82,12 +83,10 @@ def key_hash(key: tuple) -> int:
     return int.from_bytes(_blake2b("\x00".join(key).encode(), digest_size=8).digest(), "little", signed=True)
 
 
-@dataclass(frozen=True, slots=True)
-class _Slot:
-    """What every record with the same identity, call and parameters has in common."""
+class _CallerSlot(msgspec.Struct, frozen=True):
+    """What every record of one session calling one API has in common."""
 
-    hash: int  # of the usage key; 0 for a record that cannot be used
-    key: tuple | None = None
+    prefix: tuple = ()  # the usage key without its fields
     principal: str = ""
     principal_type: str = ""
     account: str = ""
@@ -99,10 +98,11 @@ class _Slot:
 
 
 class _Memo:
-    """Per-process memo from a record's invariant parts to its :class:`_Slot`.
+    """Per-process memos from a record's invariant parts to what normalising it gives.
 
-    Records of one session calling one API with the same parameters differ only
-    in time and eventID, so normalisation runs once per distinct combination.
+    Records of one session calling one API differ only in time, eventID and
+    parameters, so :func:`caller` runs once per session and call, and the
+    request fields once per distinct parameters.
     """
 
     LIMIT = 200_000
@@ -110,19 +110,24 @@ class _Memo:
     def __init__(self, options: MineOptions) -> None:
         self.options = options
         self.wanted = principal_matcher(options.principals)
-        self.slots: dict[tuple, _Slot] = {}
+        self.callers: dict[tuple, _CallerSlot] = {}
+        self.slots: dict[tuple, tuple[int, tuple]] = {}
 
-    def slot(self, record: RawRecord) -> _Slot:
+    def caller(self, record: RawRecord) -> _CallerSlot:
         try:
-            e = normalize(record)
+            c = caller(record)
         except BadRecord as exc:
-            return _Slot(hash=0, bad=str(exc))
-        fields = msgspec.json.encode(e.fields).decode()
-        key = (e.principal, e.source, e.name, e.error_class, e.region, e.invoked_by or "", fields)
-        return _Slot(
-            hash=key_hash(key), key=key, principal=e.principal, principal_type=e.principal_type,
-            account=_account_of(e.principal, e.account), category=e.category, error_code=e.error_code,
-            coverage=f"{e.account}\x00{e.region}\x00", wanted=self.wanted is None or self.wanted(e.principal))
+            return _CallerSlot(bad=str(exc))
+        return _CallerSlot(
+            prefix=(c.principal, c.source, c.name, c.error_class, c.region, c.invoked_by or ""),
+            principal=c.principal, principal_type=c.principal_type, account=_account_of(c.principal, c.account),
+            category=c.category, error_code=c.error_code, coverage=f"{c.account}\x00{c.region}\x00",
+            wanted=self.wanted is None or self.wanted(c.principal))
+
+    def slot(self, who: _CallerSlot, record: RawRecord) -> tuple[int, tuple]:
+        fields = event_fields(record.requestParameters, record.resources)
+        key = (*who.prefix, msgspec.json.encode(fields).decode())
+        return key_hash(key), key
 
 
 _memo: _Memo | None = None
@@ -139,8 +144,8 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions) -> Partial:
     """Mine one input's bytes into a :class:`Partial`. Never raises for bad content.
 
     This loop runs once per event over millions of events, so it is written for
-    speed: everything that does not change between records of one session and
-    call comes from the memoised :class:`_Slot`.
+    speed: what does not change between records of one session and call comes
+    from :class:`_Memo`.
     """
     out = Partial(key=blob.key, size=blob.size, version=blob.version)
     decoded = decode(data, blob.key, max_bytes=options.max_inflate)
@@ -149,7 +154,7 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions) -> Partial:
     if decoded.kind == DIGEST:
         return out
     memo = _memo_for(options)
-    slots, new_slot = memo.slots, memo.slot
+    callers, new_caller, slots, new_slot = memo.callers, memo.caller, memo.slots, memo.slot
     since, until = options.window.since, options.window.until
     usage, keys, principals = out.usage, out.keys, out.principals
     coverage: dict[str, list] = {}
@@ -157,22 +162,22 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions) -> Partial:
     records = events = filtered = 0
     first = last = None
     for i, r in enumerate(decoded.records):
+        ck = (bytes(r.userIdentity), r.eventSource, r.eventName, r.awsRegion, r.errorCode, r.eventType,
+              r.eventCategory, r.recipientAccountId)
+        who = callers.get(ck)
+        if who is None:
+            who = callers[ck] = new_caller(r)
         t = r.eventTime
-        if t is not None and len(t) == 20 and t[19] == "Z" and t[10] == "T":
-            mk = (bytes(r.userIdentity), r.eventSource, r.eventName, r.awsRegion, r.errorCode, r.eventType,
-                  r.eventCategory, r.recipientAccountId, bytes(r.requestParameters), bytes(r.resources))
-            slot = slots.get(mk)
-            if slot is None:
-                slot = slots[mk] = new_slot(r)
-        else:  # an unusual time: normalise this record alone (canonical form, or a problem)
-            slot = new_slot(r)
-            if slot.bad is None:
-                t = normalize(r).time
-        if slot.bad is not None:
-            out.problems.append(Problem(path=blob.key, record=decoded.position(i), reason=slot.bad))
+        if who.bad is None and not (t is not None and len(t) == 20 and t[19] == "Z" and t[10] == "T"):
+            try:
+                t = event_time(r)  # an unusual form: canonical, or a problem
+            except BadRecord as exc:
+                who = _CallerSlot(bad=str(exc))
+        if who.bad is not None:
+            out.problems.append(Problem(path=blob.key, record=decoded.position(i), reason=who.bad))
             continue
         records += 1
-        ck = slot.coverage + t[:10]
+        ck = who.coverage + t[:10]
         cov = coverage.get(ck)
         if cov is None:
             coverage[ck] = [1, t, t]
@@ -182,7 +187,7 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions) -> Partial:
                 cov[1] = t
             elif t > cov[2]:
                 cov[2] = t
-        if not slot.wanted or (since is not None and t < since) or (until is not None and t > until):
+        if not who.wanted or (since is not None and t < since) or (until is not None and t > until):
             filtered += 1
             continue
         events += 1
@@ -190,14 +195,18 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions) -> Partial:
             first = t
         if last is None or t > last:
             last = t
-        h = slot.hash
+        fk = (id(who), bytes(r.requestParameters), bytes(r.resources))  # the memo keeps ``who`` alive
+        slot = slots.get(fk)
+        if slot is None:
+            slot = slots[fk] = new_slot(who, r)
+        h = slot[0]
         eid = r.eventID
         totals = usage.get(h)
         if totals is None:
-            usage[h] = [1, t, t, slot.category, [slot.error_code] if slot.error_code else [], [eid] if eid else []]
-            keys[h] = slot.key
-            if slot.principal not in principals:
-                principals[slot.principal] = (slot.principal_type, slot.account)
+            usage[h] = [1, t, t, who.category, [who.error_code] if who.error_code else [], [eid] if eid else []]
+            keys[h] = slot[1]
+            if who.principal not in principals:
+                principals[who.principal] = (who.principal_type, who.account)
         else:
             totals[0] += 1
             if t < totals[1]:
@@ -305,8 +314,10 @@ def mine(
             todo.append((source, blob))
     if todo:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        history = store.has_inputs()
         run = store.start_run(started=now, sources=[s.label for s in sources], scope=scope)
-        _Reducer(store, run, scope, report, progress).consume(_partials(todo, options, workers))
+        reducer = _Reducer(store, run, scope, report, progress, history=history)
+        reducer.consume(_partials(todo, options, workers))
         store.finish_run(run, finished=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     report.seconds = _time.perf_counter() - started
     return report
@@ -341,10 +352,12 @@ def _group_by_source(todo: list[tuple[BlobSource, Blob]]):
 class _Reducer:
     """Merges partials in order, drops duplicate events, and commits in batches."""
 
-    def __init__(self, store: UsageStore, run: int, scope: str, report: MineReport, progress: Progress | None):
+    def __init__(self, store: UsageStore, run: int, scope: str, report: MineReport, progress: Progress | None,
+                 *, history: bool):
         self.store, self.run, self.scope, self.report, self.progress = store, run, scope, report, progress
         self.seen: set[int] = set()  # hashes of counted events that may recur in later inputs
         self.loaded: set[str] = set()  # ledger entries whose hashes are in ``seen``
+        self.history = history  # inputs from earlier runs, whose events may recur
         self._reset()
 
     def _reset(self) -> None:
@@ -417,8 +430,8 @@ class _Reducer:
         ids = ids_from_bytes(p.ids)
         if not ids:
             return set(), 0
-        if p.first_time is not None:
-            for ident, blob in self.store.ids_overlapping(p.first_time, p.last_time, self.loaded):
+        if self.history and p.first_time is not None:
+            for ident, blob in self.store.ids_overlapping(p.first_time, p.last_time, self.loaded, run=self.run):
                 self.seen.update(ids_from_bytes(blob))
                 self.loaded.add(ident)
         unique = set(ids)

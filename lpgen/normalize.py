@@ -112,14 +112,28 @@ def canonical_time(value: str) -> str:
     return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def normalize(record: RawRecord) -> Event:
-    """The :class:`Event` of one record; raises :class:`BadRecord` when it cannot be used."""
-    source, name, time = record.eventSource, record.eventName, record.eventTime
+class Caller(msgspec.Struct, frozen=True, kw_only=True):
+    """Who called what, where: everything of an event but its time, ID and resources."""
+
+    source: str
+    name: str
+    region: str
+    account: str
+    principal: str
+    principal_type: str
+    service_initiated: bool
+    invoked_by: str | None
+    error_code: str | None
+    error_class: str
+    category: str | None
+    event_type: str | None
+
+
+def caller(record: RawRecord) -> Caller:
+    """The :class:`Caller` of one record; raises :class:`BadRecord` when it cannot be used."""
+    source, name = record.eventSource, record.eventName
     if not source or not name:
         raise BadRecord("no eventSource/eventName: not a CloudTrail API record")
-    if not time:
-        raise BadRecord("no eventTime")
-    time = canonical_time(time)
     region = record.awsRegion or "unknown"
     try:
         identity = decode_identity(record.userIdentity)
@@ -130,23 +144,46 @@ def normalize(record: RawRecord) -> Event:
     if service_initiated and ptype != "service":
         principal = f"service:{(identity.invokedBy if identity else None) or source}"
         ptype = "service"
-    fields = event_fields(record.requestParameters, record.resources)
-    account = record.recipientAccountId or (identity.accountId if identity else None) or "unknown"
-    return Event(
-        event_id=record.eventID,
-        time=time,
+    return Caller(
         source=source,
         name=name,
         region=region,
-        account=account,
+        account=record.recipientAccountId or (identity.accountId if identity else None) or "unknown",
         principal=principal,
         principal_type=ptype,
         service_initiated=service_initiated,
         invoked_by=identity.invokedBy if identity and not service_initiated else None,
         error_code=record.errorCode,
-        error_class=error_class(record.errorCode) if record.errorCode else OK,
+        error_class=error_class(record.errorCode),
         category=record.eventCategory,
         event_type=record.eventType,
-        fields=fields,
+    )
+
+
+def event_time(record: RawRecord) -> str:
+    if not record.eventTime:
+        raise BadRecord("no eventTime")
+    return canonical_time(record.eventTime)
+
+
+def normalize(record: RawRecord) -> Event:
+    """The :class:`Event` of one record; raises :class:`BadRecord` when it cannot be used."""
+    c = caller(record)
+    return Event(
+        event_id=record.eventID,
+        time=event_time(record),
+        source=c.source,
+        name=c.name,
+        region=c.region,
+        account=c.account,
+        principal=c.principal,
+        principal_type=c.principal_type,
+        service_initiated=c.service_initiated,
+        invoked_by=c.invoked_by,
+        error_code=c.error_code,
+        error_class=c.error_class,
+        category=c.category,
+        event_type=c.event_type,
+        fields=event_fields(record.requestParameters, record.resources),
         raw=record,
     )

@@ -148,6 +148,7 @@ class UsageStore:
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA cache_size=-131072")  # 128 MiB: upserts land all over the table
             self._db.create_function("lpgen_merge", 3, _merge_json, deterministic=True)
             self._check_schema()
         except sqlite3.DatabaseError as exc:
@@ -181,15 +182,18 @@ class UsageStore:
         rows = self._db.execute("SELECT key, size, version FROM inputs WHERE scope = ?", (scope,))
         return {key: (size, version) for key, size, version in rows}
 
-    def ids_overlapping(self, first_time: str, last_time: str, exclude: set[str]) -> Iterator[tuple[str, bytes]]:
-        """Event-ID hashes of mined inputs whose time span overlaps the given one."""
-        rows = self._db.execute(
-            "SELECT key || char(0) || scope, ids FROM inputs WHERE last_time >= ? AND first_time <= ?",
-            (first_time, last_time),
-        )
-        for ident, ids in rows:
-            if ident not in exclude and ids:
-                yield ident, ids
+    def has_inputs(self) -> bool:
+        return self._db.execute("SELECT 1 FROM inputs LIMIT 1").fetchone() is not None
+
+    def ids_overlapping(self, first_time: str, last_time: str, exclude: set[str], *, run: int) -> Iterator[tuple[str, bytes]]:
+        """Event-ID hashes of inputs from other runs whose time span overlaps the given one."""
+        idents = [ident for (ident,) in self._db.execute(
+            "SELECT key || char(0) || scope FROM inputs WHERE run != ? AND last_time >= ? AND first_time <= ?",
+            (run, first_time, last_time)) if ident not in exclude]
+        for ident in idents:
+            key, scope = ident.split("\x00", 1)
+            (ids,) = self._db.execute("SELECT ids FROM inputs WHERE key = ? AND scope = ?", (key, scope)).fetchone()
+            yield ident, ids or b""
 
     def inputs(self) -> list[InputRecord]:
         rows = self._db.execute(
@@ -238,7 +242,7 @@ class UsageStore:
                      category = coalesce(category, excluded.category),
                      error_codes = lpgen_merge(error_codes, excluded.error_codes, 5),
                      samples = lpgen_merge(samples, excluded.samples, %d)""" % MAX_SAMPLES,
-                [(h, *keys[h], a[0], a[1], a[2], a[3], _json(a[4]), _json(a[5])) for h, a in usage.items()])
+                [(h, *keys[h], a[0], a[1], a[2], a[3], _json(a[4]), _json(a[5])) for h, a in sorted(usage.items())])
             db.executemany(
                 "INSERT INTO principals VALUES (?,?,?) ON CONFLICT DO NOTHING",
                 [(p, kind, account) for p, (kind, account) in principals.items()])
