@@ -87,6 +87,10 @@ def request_fields(parameters: Any) -> Fields:
                 if decision == _FACT_FIRST_WORD and text:
                     text = text.split(None, 1)[0].upper()
             elif isinstance(value, (dict, list)) and decision in (_KEEP, _TOP_ONLY):
+                if isinstance(value, list):  # a list of names or ARNs: keep each
+                    for item in value:
+                        if isinstance(item, str) and item:
+                            found.add((here, item if len(item) <= max_len else item[:max_len] + "…"))
                 if depth < max_depth:
                     walk(value, here, depth + 1)
                 continue
@@ -128,6 +132,6 @@ def event_fields(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw
             arns = resource_fields(msgspec.json.decode(resources))
             if arns:
                 result = tuple(sorted(set(result).union(arns)))
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         pass  # the record decoded, so its parts are JSON; never fail a record over them
     return result

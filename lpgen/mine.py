@@ -24,7 +24,7 @@ import msgspec
 from lpgen.filters import Window, principal_matcher
 from lpgen.model import Problem
 from lpgen.fields import event_fields
-from lpgen.normalize import BadRecord, caller, event_time
+from lpgen.normalize import CANONICAL_TIME, BadRecord, caller, event_time
 from lpgen.records import RawRecord
 from lpgen.sources.base import Blob, BlobSource
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, DIGEST, decode
@@ -161,6 +161,7 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions) -> Partial:
     ids, key_of = array("q"), array("q")
     records = events = filtered = 0
     first = last = None
+    canonical = CANONICAL_TIME.match
     for i, r in enumerate(decoded.records):
         ck = (bytes(r.userIdentity), r.eventSource, r.eventName, r.awsRegion, r.errorCode, r.eventType,
               r.eventCategory, r.recipientAccountId)
@@ -168,7 +169,7 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions) -> Partial:
         if who is None:
             who = callers[ck] = new_caller(r)
         t = r.eventTime
-        if who.bad is None and not (t is not None and len(t) == 20 and t[19] == "Z" and t[10] == "T"):
+        if who.bad is None and (t is None or canonical(t) is None):
             try:
                 t = event_time(r)  # an unusual form: canonical, or a problem
             except BadRecord as exc:
@@ -295,12 +296,15 @@ def mine(
     report = MineReport()
     scope = options.scope()
     known = store.known_inputs(scope)
+    own_files = {str(store.path.absolute()) + suffix for suffix in ("", "-wal", "-shm", "-journal")}
     todo: list[tuple[BlobSource, Blob]] = []
     for source in sources:
         listing = source.list()
         report.digests += listing.digests
         report.problems.extend(listing.problems)
         for blob in listing.blobs:
+            if blob.key in own_files:  # the store itself, kept beside the logs
+                continue
             report.inputs += 1
             if not options.window.may_hold_day(blob.day):
                 report.outside_window += 1

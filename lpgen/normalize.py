@@ -94,12 +94,13 @@ def resolve_principal(identity: UserIdentity | None, region: str | None) -> tupl
     return f"unknown:{kind or 'no-type'}:{identity.principalId or ''}", "unknown"
 
 
-_CANONICAL_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+#: A valid instant in canonical form, 2000-2199 (strings that compare in time order).
+CANONICAL_TIME = re.compile(r"^2[01]\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$")
 
 
 def canonical_time(value: str) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ`` in UTC, the form string comparison orders correctly."""
-    if len(value) == 20 and value[19] == "Z" and value[10] == "T" and _CANONICAL_TIME.match(value):
+    if CANONICAL_TIME.match(value):
         return value
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -137,7 +138,7 @@ def caller(record: RawRecord) -> Caller:
     region = record.awsRegion or "unknown"
     try:
         identity = decode_identity(record.userIdentity)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise BadRecord(f"unreadable userIdentity: {exc}") from None
     principal, ptype = resolve_principal(identity, region)
     service_initiated = ptype == "service" or record.eventType == "AwsServiceEvent"

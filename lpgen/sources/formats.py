@@ -25,6 +25,9 @@ import msgspec
 from lpgen.model import Problem
 from lpgen.records import RawRecord, delivery_decoder, record_decoder
 
+#: Decoding errors: msgspec's, and running out of stack on absurdly deep nesting.
+_DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
+
 #: Refuse to inflate one input beyond this many bytes (gzip bombs).
 DEFAULT_MAX_BYTES = 2 * 1024**3
 
@@ -69,12 +72,12 @@ def decode(data: bytes, path: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Dec
             out.records = delivery_decoder.decode(body).Records
             out.kind = DELIVERY
             return out
-        except msgspec.DecodeError:
+        except _DECODE_ERRORS:
             pass  # a record of the wrong shape, or damage: read record by record below
     if body[:1] in (b"{", b"["):
         try:
             doc = msgspec.json.decode(body)
-        except msgspec.DecodeError as exc:
+        except _DECODE_ERRORS as exc:
             if body[:1] == b"{" and _looks_like_lines(body):
                 return _json_lines(body, path, out)
             return _salvage(body, path, out, str(exc))
@@ -182,7 +185,7 @@ def _one(item: Any, i: int, path: str, out: Decoded, what: str) -> None:
         return
     try:
         out.add(i, record_decoder.decode(msgspec.json.encode(record)))
-    except (msgspec.DecodeError, TypeError, ValueError) as exc:
+    except (*_DECODE_ERRORS, TypeError, ValueError) as exc:
         out.problems.append(Problem(path=path, record=i, reason=f"unreadable record: {exc}"))
 
 
@@ -193,7 +196,7 @@ def _unwrap(item: Any, depth: int = 0) -> dict | None:
     if isinstance(item, str) and item.lstrip().startswith("{"):
         try:
             item = msgspec.json.decode(item)
-        except msgspec.DecodeError:
+        except _DECODE_ERRORS:
             return None
     if not isinstance(item, dict):
         return None
@@ -223,14 +226,14 @@ def _json_lines(body: bytes, path: str, out: Decoded) -> Decoded:
             continue
         try:
             record = record_decoder.decode(line)
-        except msgspec.DecodeError:
+        except _DECODE_ERRORS:
             record = None
         if record is not None and record.eventName is not None:
             out.add(i, record)
             continue
         try:
             item = msgspec.json.decode(line)
-        except msgspec.DecodeError as exc:
+        except _DECODE_ERRORS as exc:
             out.problems.append(Problem(path=path, record=i, reason=f"line is not JSON: {exc}"))
             continue
         _one(item, i, path, out, "line")
@@ -338,7 +341,7 @@ def parse_struct_text(text: str) -> Any:
     if text[:1] in ("{", "["):
         try:
             return msgspec.json.decode(text)
-        except msgspec.DecodeError:
+        except _DECODE_ERRORS:
             pass
     value, _ = _trino_value(text, 0)
     return value

@@ -1,0 +1,91 @@
+"""Shared factories: realistic CloudTrail records and log files, built small."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "fixtures" / "demo"
+PUBLIC = ROOT / "fixtures" / "public"
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/service-role/orders-api-role"
+
+
+def assumed_role(role_arn: str = ROLE, session: str = "orders-api", **extra) -> dict:
+    partition, account, name = role_arn.split(":")[1], role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+    identity = {
+        "type": "AssumedRole",
+        "principalId": f"AROAEXAMPLEID:{session}",
+        "arn": f"arn:{partition}:sts::{account}:assumed-role/{name}/{session}",
+        "accountId": account,
+        "accessKeyId": "ASIAEXAMPLEKEY",
+        "sessionContext": {
+            "sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEID", "arn": role_arn,
+                              "accountId": account, "userName": name},
+            "attributes": {"creationDate": "2026-11-02T08:00:00Z", "mfaAuthenticated": "false"},
+        },
+    }
+    identity.update(extra)
+    return identity
+
+
+def make_record(
+    *,
+    source: str = "dynamodb.amazonaws.com",
+    name: str = "GetItem",
+    time: str = "2026-11-02T08:15:00Z",
+    region: str = "eu-west-1",
+    identity: dict | None = None,
+    params: dict | None = None,
+    event_id: str | None = None,
+    **extra,
+) -> dict:
+    """A CloudTrail record as CloudTrail writes it; keyword arguments override fields."""
+    record = {
+        "eventVersion": "1.09",
+        "userIdentity": identity if identity is not None else assumed_role(),
+        "eventTime": time,
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": region,
+        "sourceIPAddress": "203.0.113.10",
+        "userAgent": "Boto3/1.34.0 md/Botocore#1.34.0 exec-env/AWS_Lambda_python3.12",
+        "requestParameters": params if params is not None else {"tableName": "orders", "key": {"orderId": "HIDDEN"}},
+        "responseElements": None,
+        "requestID": str(uuid.uuid4()),
+        "eventID": event_id or str(uuid.uuid4()),
+        "readOnly": True,
+        "eventType": "AwsApiCall",
+        "managementEvent": False,
+        "recipientAccountId": ACCOUNT,
+        "eventCategory": "Data",
+    }
+    record.update(extra)
+    return record
+
+
+def log_bytes(records: list[dict], *, gz: bool = True) -> bytes:
+    data = json.dumps({"Records": records}, separators=(",", ":")).encode()
+    return gzip.compress(data, mtime=0) if gz else data
+
+
+def write_log(path: Path, records: list[dict], *, gz: bool = True) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(log_bytes(records, gz=gz))
+    return path
+
+
+def delivery_path(root: Path, day: str = "2026/11/02", region: str = "eu-west-1", n: int = 0, org: str | None = None) -> Path:
+    stamp = day.replace("/", "") + f"T{n % 24:02d}{n % 60:02d}Z"
+    base = root / "AWSLogs" / (org or "") / ACCOUNT if org else root / "AWSLogs" / ACCOUNT
+    return base / "CloudTrail" / region / day / f"{ACCOUNT}_CloudTrail_{region}_{stamp}_{n:016d}.json.gz"
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "usage.db"

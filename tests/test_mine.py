@@ -1,0 +1,236 @@
+"""Mining into the usage store: totals match the demo's ground truth, runs are incremental,
+de-duplicated, deterministic, and survive being killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from lpgen.filters import Window
+from lpgen.mine import MineOptions, mine
+from lpgen.model import DENIED, ERROR
+from lpgen.sources.local import LocalSource, StdinSource
+from lpgen.store import UsageStore
+
+from .conftest import ACCOUNT, DEMO, ROLE, assumed_role, delivery_path, log_bytes, make_record, write_log
+
+TRUTH = json.loads((DEMO / "truth.json").read_text())
+DEMO_LOGS = DEMO / "AWSLogs"
+
+
+def mine_into(path: Path, *sources, workers: int = 1, options: MineOptions = MineOptions()):
+    with UsageStore(path) as store:
+        return mine([LocalSource(s) if not isinstance(s, StdinSource) else s for s in sources], store, options,
+                     workers=workers)
+
+
+def totals_by_call(path: Path, include_service: bool = False) -> dict:
+    """principal → "source name" → {count, denied, errors}, the shape of truth.json."""
+    out: dict = defaultdict(lambda: defaultdict(lambda: {"count": 0, "denied": 0, "errors": 0}))
+    with UsageStore(path) as store:
+        for row in store.usage(include_service=include_service):
+            cell = out[row.principal][f"{row.source} {row.name}"]
+            if row.error_class == DENIED:
+                cell["denied"] += row.count
+            else:
+                cell["count"] += row.count
+                if row.error_class == ERROR:
+                    cell["errors"] += row.count
+    return {p: dict(calls) for p, calls in out.items()}
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("demo") / "usage.db"
+    report = mine_into(path, DEMO_LOGS, workers=2)
+    assert not report.problems
+    return path
+
+
+def test_demo_totals_match_the_generators_ground_truth(demo_store):
+    mined = totals_by_call(demo_store)
+    expected = dict(TRUTH["principals"])
+    for provider, calls in TRUTH["web_identity"].items():
+        expected[f"web-identity:{provider}"] = calls
+    assert mined == expected
+
+
+def test_demo_service_initiated_events_are_kept_apart(demo_store):
+    services = {p: c for p, c in totals_by_call(demo_store, include_service=True).items() if p.startswith("service:")}
+    merged: dict = defaultdict(int)
+    for calls in services.values():
+        for call, cell in calls.items():
+            merged[call] += cell["count"]
+    assert dict(merged) == {call: cell["count"] for call, cell in TRUTH["service_initiated"].items()}
+
+
+def test_demo_coverage_spans_both_regions_and_every_day(demo_store):
+    with UsageStore(demo_store) as store:
+        coverage = store.coverage()
+        totals = store.totals()
+    by_region = defaultdict(int)
+    for row in coverage:
+        by_region[row.region] += row.records
+    assert dict(by_region) == TRUTH["events_by_region"]
+    assert min(r.first_time for r in coverage) == TRUTH["first_event"]
+    assert max(r.last_time for r in coverage) == TRUTH["last_event"]
+    assert totals["inputs"] == TRUTH["log_files"] and totals["events"] == TRUTH["events"]
+
+
+def test_digest_files_are_skipped(tmp_path):
+    report = mine_into(tmp_path / "s.db", DEMO_LOGS)
+    assert report.digests == TRUTH["digest_files"] and report.inputs == TRUTH["log_files"]
+
+
+def test_second_run_reads_nothing_and_changes_nothing(demo_store, tmp_path):
+    copy = tmp_path / "copy.db"
+    shutil.copy(demo_store, copy)
+    with UsageStore(copy) as store:
+        before = store.contents()
+        report = mine([LocalSource(DEMO_LOGS)], store, workers=2)
+        after = store.contents()
+    assert report.mined == 0 and report.known == TRUTH["log_files"] and report.records == 0
+    assert before == after
+
+
+def test_one_worker_and_two_workers_give_the_same_store(demo_store, tmp_path):
+    mine_into(tmp_path / "one.db", DEMO_LOGS, workers=1)
+    with UsageStore(tmp_path / "one.db") as one, UsageStore(demo_store) as two:
+        assert one.contents() == two.contents()
+
+
+def test_event_delivered_by_two_trails_counts_once(tmp_path):
+    records = [make_record(name=f"Call{i % 3}") for i in range(30)]
+    write_log(delivery_path(tmp_path / "account-trail"), records)
+    write_log(delivery_path(tmp_path / "org-trail", org="o-abc123", n=1), records)
+    report = mine_into(tmp_path / "s.db", tmp_path / "account-trail", tmp_path / "org-trail", workers=2)
+    assert (report.records, report.events, report.duplicates) == (60, 30, 30)
+    assert sum(c["count"] for c in totals_by_call(tmp_path / "s.db")[ROLE].values()) == 30
+
+
+def test_duplicates_across_runs_count_once(tmp_path):
+    records = [make_record() for _ in range(10)]
+    write_log(tmp_path / "a" / "one.json.gz", records)
+    write_log(tmp_path / "b" / "same-events-other-file.json.gz", records + [make_record()])
+    mine_into(tmp_path / "s.db", tmp_path / "a")
+    report = mine_into(tmp_path / "s.db", tmp_path / "b")
+    assert (report.events, report.duplicates) == (1, 10)
+    assert totals_by_call(tmp_path / "s.db")[ROLE]["dynamodb.amazonaws.com GetItem"]["count"] == 11
+
+
+def test_duplicates_within_one_file_count_once(tmp_path):
+    record = make_record()
+    write_log(tmp_path / "dup.json.gz", [record, record, make_record()])
+    report = mine_into(tmp_path / "s.db", tmp_path / "dup.json.gz")
+    assert (report.events, report.duplicates) == (2, 1)
+
+
+def test_changed_file_is_read_again_without_double_counting(tmp_path):
+    old = [make_record() for _ in range(5)]
+    log = write_log(tmp_path / "log.json.gz", old)
+    mine_into(tmp_path / "s.db", log)
+    write_log(log, old + [make_record()])  # the same file, grown by one event
+    report = mine_into(tmp_path / "s.db", log)
+    assert (report.changed, report.events, report.duplicates) == (1, 1, 5)
+    assert totals_by_call(tmp_path / "s.db")[ROLE]["dynamodb.amazonaws.com GetItem"]["count"] == 6
+
+
+def test_window_and_principal_filters(tmp_path):
+    other = f"arn:aws:iam::{ACCOUNT}:role/other"
+    records = [make_record(time="2026-11-01T23:59:59Z"), make_record(time="2026-11-02T12:00:00Z"),
+               make_record(time="2026-11-03T00:00:00Z"), make_record(time="2026-11-02T13:00:00Z",
+                                                                     identity=assumed_role(other, "x"))]
+    write_log(tmp_path / "in" / "log.json.gz", records)
+    options = MineOptions(window=Window(since="2026-11-02T00:00:00Z", until="2026-11-02T23:59:59Z"),
+                          principals=("orders-api-role",))
+    report = mine_into(tmp_path / "s.db", tmp_path / "in", options=options)
+    assert (report.records, report.events, report.filtered) == (4, 1, 3)
+    # The same file mined later without filters completes the picture, without double counting.
+    report = mine_into(tmp_path / "s.db", tmp_path / "in")
+    assert (report.events, report.duplicates) == (3, 1)
+    calls = totals_by_call(tmp_path / "s.db")
+    assert calls[ROLE]["dynamodb.amazonaws.com GetItem"]["count"] == 3 and other in calls
+
+
+def test_files_outside_the_window_are_not_read(tmp_path):
+    write_log(delivery_path(tmp_path, day="2026/10/01"), [make_record(time="2026-10-01T10:00:00Z")])
+    write_log(delivery_path(tmp_path, day="2026/11/02", n=1), [make_record()])
+    report = mine_into(tmp_path / "s.db", tmp_path, options=MineOptions(window=Window(since="2026-11-01T00:00:00Z")))
+    assert (report.outside_window, report.mined, report.events) == (1, 1, 1)
+
+
+def test_bad_inputs_are_counted_and_good_records_around_them_kept(tmp_path):
+    good = [make_record(name=f"Good{i}") for i in range(20)]
+    data = log_bytes(good)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "truncated.json.gz").write_bytes(data[: len(data) * 2 // 3])
+    (tmp_path / "in" / "not-cloudtrail.json").write_text('{"hello": "world"}')
+    (tmp_path / "in" / "garbage.bin").write_bytes(b"\x00\x01\x02")
+    write_log(tmp_path / "in" / "mixed.json.gz", [make_record(name="A"), {"eventVersion": "1.09"}, make_record(name="B")])
+    report = mine_into(tmp_path / "s.db", tmp_path / "in", workers=2)
+    assert report.events >= 3 and report.mined == 4
+    paths = {Path(p.path).name for p in report.problems}
+    assert paths == {"truncated.json.gz", "not-cloudtrail.json", "garbage.bin", "mixed.json.gz"}
+    assert [p.record for p in report.problems if Path(p.path).name == "mixed.json.gz"] == [1]
+    with UsageStore(tmp_path / "s.db") as store:
+        assert len(store.problems()) == len(report.problems)
+
+
+def test_nothing_readable_is_reported(tmp_path):
+    (tmp_path / "junk.txt").write_text("hello")
+    assert mine_into(tmp_path / "s.db", tmp_path).found_nothing
+
+
+def test_stdin_is_a_source_known_by_its_content(tmp_path):
+    data = log_bytes([make_record(), make_record()])
+    assert mine_into(tmp_path / "s.db", StdinSource(data)).events == 2
+    report = mine_into(tmp_path / "s.db", StdinSource(data))
+    assert report.known == 1 and report.events == 0
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    import lpgen.mine, lpgen.store
+    from lpgen.mine import mine
+    from lpgen.sources.local import LocalSource
+    from lpgen.store import UsageStore
+
+    lpgen.mine.BATCH_INPUTS = 3
+    batches = 0
+    write = lpgen.store.UsageStore.write_batch
+
+    def write_then_die(self, **kw):
+        global batches
+        batches += 1
+        if batches == 4:  # die in the middle of the fourth batch's transaction
+            self._db.set_progress_handler(lambda: os.kill(os.getpid(), signal.SIGKILL), 50)
+        write(self, **kw)
+
+    lpgen.store.UsageStore.write_batch = write_then_die
+    with UsageStore(sys.argv[1]) as store:
+        mine([LocalSource(sys.argv[2])], store, workers=int(sys.argv[3]))
+""")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_killed_mid_way_leaves_a_consistent_store_that_the_next_run_completes(tmp_path, workers):
+    for n in range(20):
+        write_log(delivery_path(tmp_path / "logs", n=n), [make_record(name=f"Call{i % 4}") for i in range(25)])
+    killed = subprocess.run([sys.executable, "-c", KILLER, str(tmp_path / "killed.db"), str(tmp_path / "logs"),
+                             str(workers)], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    with UsageStore(tmp_path / "killed.db") as store:
+        partial = store.totals()
+        assert partial["inputs"] == 9 and partial["events"] == 9 * 25  # three whole batches, nothing of the fourth
+    mine_into(tmp_path / "killed.db", tmp_path / "logs", workers=workers)
+    mine_into(tmp_path / "clean.db", tmp_path / "logs", workers=workers)
+    with UsageStore(tmp_path / "killed.db") as a, UsageStore(tmp_path / "clean.db") as b:
+        assert a.contents() == b.contents()
