@@ -1,0 +1,165 @@
+"""The command line: each command's behaviour, exit codes, and that the README stays true."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import pytest
+from click.testing import CliRunner
+
+from lpgen.cli import main
+
+from .conftest import DEMO, ROOT, log_bytes, make_record, write_log
+
+DEMO_LOGS = str(DEMO / "AWSLogs")
+
+
+def run(*args: str, input: bytes | None = None):
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory) -> str:
+    db = str(tmp_path_factory.mktemp("cli") / "usage.db")
+    result = run("mine", DEMO_LOGS, "--store", db, "--workers", "2")
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def test_mine_prints_a_summary(demo_db, tmp_path):
+    result = run("mine", DEMO_LOGS, "--store", str(tmp_path / "s.db"), "--workers", "1")
+    assert result.exit_code == 0
+    assert "mined 142 of 142 inputs" in result.output and "7 digest files skipped" in result.output
+    assert "2,446 events counted" in result.output
+
+
+def test_mine_json_summary_is_machine_readable(tmp_path):
+    result = run("mine", DEMO_LOGS, "--store", str(tmp_path / "s.db"), "--format", "json")
+    data = json.loads(result.output)
+    assert data["events"] == 2446 and data["duplicates"] == 0 and data["formats"] == {"cloudtrail-log": 142}
+
+
+def test_second_mine_reads_nothing(demo_db):
+    result = run("mine", DEMO_LOGS, "--store", demo_db)
+    assert result.exit_code == 0 and "mined 0 of 142 inputs (142 already mined" in result.output
+
+
+def test_summary_lists_principals_and_coverage(demo_db):
+    out = run("summary", "--store", demo_db).output
+    assert "arn:aws:iam::210987654321:role/ci/github-deployer [role]" in out
+    assert "210987654321 eu-west-1: 2026-11-02" in out and "210987654321 us-east-1" in out
+    data = json.loads(run("summary", "--store", demo_db, "--format", "json").output)
+    assert data["totals"]["events"] == 2446
+    assert {p["principal"] for p in data["principals"]} >= {"arn:aws:iam::210987654321:user/alice"}
+
+
+def test_bad_input_warns_with_file_and_record_and_still_mines(tmp_path):
+    write_log(tmp_path / "in" / "mixed.json.gz", [make_record(name="A"), {"eventVersion": "1"}, make_record(name="B")])
+    (tmp_path / "in" / "notes.json").write_text('{"not": "cloudtrail"}')
+    result = CliRunner().invoke(main, ["mine", str(tmp_path / "in"), "--store", str(tmp_path / "s.db")])
+    assert result.exit_code == 0
+    assert re.search(r"warning: .*mixed\.json\.gz record 1: no eventSource/eventName", result.output)
+    assert re.search(r"warning: .*notes\.json: JSON but not CloudTrail", result.output)
+    assert "2 events counted" in result.output and "Traceback" not in result.output
+
+
+def test_strict_exits_non_zero_on_any_problem(tmp_path):
+    write_log(tmp_path / "in" / "mixed.json.gz", [make_record(), {"eventVersion": "1"}])
+    result = CliRunner().invoke(main, ["mine", str(tmp_path / "in"), "--store", str(tmp_path / "s.db"), "--strict"])
+    assert result.exit_code == 1
+
+
+def test_nothing_readable_exits_non_zero_with_a_message(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "junk.txt").write_text("not a log")
+    result = CliRunner().invoke(main, ["mine", str(tmp_path / "in"), "--store", str(tmp_path / "s.db")])
+    assert result.exit_code == 1 and "no readable CloudTrail records" in result.output
+
+
+def test_missing_source_is_reported_not_raised(tmp_path):
+    result = CliRunner().invoke(main, ["mine", str(tmp_path / "nope"), "--store", str(tmp_path / "s.db")])
+    assert result.exit_code == 1 and "no such file or directory" in result.output
+
+
+def test_stdin_dash(tmp_path):
+    result = run("mine", "-", "--store", str(tmp_path / "s.db"), input=log_bytes([make_record(), make_record()]))
+    assert result.exit_code == 0 and "2 events counted" in result.output
+
+
+def test_bad_since_is_a_clean_error(tmp_path):
+    result = CliRunner().invoke(main, ["mine", DEMO_LOGS, "--store", str(tmp_path / "s.db"), "--since", "soon"])
+    assert result.exit_code == 1 and "neither an ISO date/time nor an age" in result.output
+
+
+def test_window_and_principal_options(tmp_path):
+    result = run("mine", DEMO_LOGS, "--store", str(tmp_path / "s.db"), "--since", "2026-11-03", "--until",
+                 "2026-11-03", "--principal", "orders-api-role-*", "--format", "json")
+    data = json.loads(result.output)
+    assert data["principals"] == 1 and data["first_event"] >= "2026-11-03T00:00:00Z"
+    assert data["last_event"] <= "2026-11-03T23:59:59Z" and data["outside_window"] > 0
+
+
+def test_summary_without_a_store_is_a_clean_error(tmp_path):
+    result = CliRunner().invoke(main, ["summary", "--store", str(tmp_path / "none.db")])
+    assert result.exit_code == 1 and "no usage store" in result.output
+
+
+def test_a_file_that_is_not_a_store_is_a_clean_error(tmp_path):
+    (tmp_path / "x.db").write_text("hello")
+    result = CliRunner().invoke(main, ["summary", "--store", str(tmp_path / "x.db")])
+    assert result.exit_code == 1 and "not a usable lpgen store" in result.output
+
+
+def test_graph_exports_json_and_graphml(demo_db, tmp_path):
+    data = json.loads(run("graph", "--store", demo_db, "--principal", "reports-reader-role-*").output)
+    assert data["schema"] == 1
+    kinds = {n["kind"] for n in data["nodes"]}
+    assert kinds == {"principal", "call", "resource"}
+    run("graph", "--store", demo_db, "--format", "graphml", "-o", str(tmp_path / "g.graphml"))
+    graph = nx.read_graphml(tmp_path / "g.graphml")
+    assert "principal:arn:aws:iam::210987654321:user/alice" in graph
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "lpgen", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("lpgen, version")
+
+
+# -- docs stay true ---------------------------------------------------------------
+
+README = (ROOT / "README.md").read_text()
+
+
+def readme_commands() -> list[str]:
+    return re.findall(r"```sh\n(.+?)\n```", README)
+
+
+def test_readme_opens_with_the_two_set_up_commands():
+    first, second = readme_commands()[:2]
+    assert README.index(first) < README.index(second) < README.index("##")
+    assert "pip install" in first and "lpgen mine fixtures/demo/AWSLogs" in first
+    assert "'.[test]'" in second and "pytest" in second
+
+
+def test_ci_runs_the_readmes_test_command_verbatim():
+    assert readme_commands()[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_command_has_help_and_is_documented():
+    commands = sorted(main.commands)
+    for name in commands:
+        result = run(name, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.output
+        assert f"lpgen {name}" in README, f"README does not mention `lpgen {name}`"
+
+
+def test_every_mine_option_is_documented():
+    for param in main.commands["mine"].params:
+        for opt in getattr(param, "opts", []):
+            if opt.startswith("--"):
+                assert opt in README, f"README does not document {opt}"
