@@ -1,14 +1,14 @@
 """Mining: inputs → aggregates in the usage store, in parallel, incrementally.
 
-Each input is mined by a worker process into a small :class:`Partial`
-aggregate (map); the parent merges partials in input order, drops events
-already counted (same eventID), and commits batches to the store (reduce).
-Merging in input order makes the store identical whatever the worker count.
+Inputs are mined in chunks by worker processes, each chunk into one small
+:class:`Partial` aggregate (map); the parent merges partials in input order,
+drops events already counted (same eventID), and commits batches to the store
+(reduce). Chunks do not depend on the worker count and merging is in input
+order, so the store is identical whatever the worker count.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import multiprocessing
@@ -48,26 +48,38 @@ class MineOptions:
         return json.dumps([self.window.since, self.window.until, sorted(self.principals)])
 
 
+#: Inputs per task: enough that a worker merges repeated keys across files (less
+#: for the parent to merge), few enough to keep both workers busy to the end.
+CHUNK_INPUTS = 16
+
+
 @dataclass(slots=True)
-class Partial:
-    """What one input contributed, before de-duplication against other inputs."""
+class InputResult:
+    """What mining one input found, for the ledger and the report."""
 
     key: str
     size: int | None = None
     version: str | None = None
     kind: str | None = None
-    records: int = 0  # readable records in the input
+    records: int = 0  # readable records
     events: int = 0  # records that passed the filters
     filtered: int = 0
     problems: list[Problem] = field(default_factory=list)
-    keys: dict[int, tuple] = field(default_factory=dict)  # key hash → usage key (fields as JSON)
-    usage: dict[int, Totals] = field(default_factory=dict)  # key hash → totals
     ids: bytes = b""  # array('q') of eventID hashes, in record order
-    key_of: bytes = b""  # array('q'): the key hash of each hashed event
-    principals: dict[str, tuple[str, str]] = field(default_factory=dict)
-    coverage: dict[tuple[str, str, str], list] = field(default_factory=dict)
+    key_of: bytes = b""  # array('q'): the usage key hash of each hashed event
     first_time: str | None = None
     last_time: str | None = None
+
+
+@dataclass(slots=True)
+class Partial:
+    """What a chunk of inputs contributed, before de-duplication against other chunks."""
+
+    inputs: list[InputResult] = field(default_factory=list)
+    keys: dict[int, tuple] = field(default_factory=dict)  # key hash → usage key (fields as JSON)
+    usage: dict[int, Totals] = field(default_factory=dict)  # key hash → totals
+    principals: dict[str, tuple[str, str]] = field(default_factory=dict)
+    coverage: dict[str, list] = field(default_factory=dict)  # "account\0region\0day" → [records, first, last]
 
 
 _blake2b = hashlib.blake2b
@@ -140,14 +152,16 @@ def _memo_for(options: MineOptions) -> _Memo:
     return _memo
 
 
-def mine_bytes(data: bytes, blob: Blob, options: MineOptions) -> Partial:
-    """Mine one input's bytes into a :class:`Partial`. Never raises for bad content.
+def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | None = None) -> InputResult:
+    """Mine one input's bytes, adding its aggregates to ``into``. Never raises for bad content.
 
     This loop runs once per event over millions of events, so it is written for
     speed: what does not change between records of one session and call comes
     from :class:`_Memo`.
     """
-    out = Partial(key=blob.key, size=blob.size, version=blob.version)
+    acc = into if into is not None else Partial()
+    out = InputResult(key=blob.key, size=blob.size, version=blob.version)
+    acc.inputs.append(out)
     decoded = decode(data, blob.key, max_bytes=options.max_inflate)
     out.kind = decoded.kind
     out.problems.extend(decoded.problems)
@@ -156,8 +170,7 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions) -> Partial:
     memo = _memo_for(options)
     callers, new_caller, slots, new_slot = memo.callers, memo.caller, memo.slots, memo.slot
     since, until = options.window.since, options.window.until
-    usage, keys, principals = out.usage, out.keys, out.principals
-    coverage: dict[str, list] = {}
+    usage, keys, principals, coverage = acc.usage, acc.keys, acc.principals, acc.coverage
     ids, key_of = array("q"), array("q")
     records = events = filtered = 0
     first = last = None
@@ -228,7 +241,6 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions) -> Partial:
             key_of.append(h)
     out.records, out.events, out.filtered = records, events, filtered
     out.first_time, out.last_time = first, last
-    out.coverage = {tuple(k.split("\x00")): v for k, v in coverage.items()}
     out.ids, out.key_of = ids.tobytes(), key_of.tobytes()
     if decoded.kind is None and not decoded.problems:
         out.problems.append(Problem(path=blob.key, reason="no CloudTrail records found"))
@@ -240,14 +252,18 @@ def _account_of(principal: str, fallback: str) -> str:
     return parts[4] if len(parts) > 4 and parts[0] == "arn" and parts[4] else fallback
 
 
-def mine_blob(source: BlobSource, options: MineOptions, blob: Blob) -> Partial:
-    """Read and mine one input (runs in a worker process)."""
-    try:
-        data = source.read(blob)
-    except OSError as exc:
-        return Partial(key=blob.key, size=blob.size, version=blob.version,
-                       problems=[Problem(path=blob.key, reason=f"cannot read: {exc.strerror or exc}")])
-    return mine_bytes(data, blob, options)
+def mine_chunk(source: BlobSource, options: MineOptions, blobs: list[Blob]) -> Partial:
+    """Read and mine a chunk of inputs into one :class:`Partial` (runs in a worker process)."""
+    acc = Partial()
+    for blob in blobs:
+        try:
+            data = source.read(blob)
+        except OSError as exc:
+            acc.inputs.append(InputResult(key=blob.key, size=blob.size, version=blob.version, problems=[
+                Problem(path=blob.key, reason=f"cannot read: {exc.strerror or exc}")]))
+            continue
+        mine_bytes(data, blob, options, acc)
+    return acc
 
 
 # -- the parent: listing, de-duplication, batching ---------------------------
@@ -328,23 +344,27 @@ def mine(
 
 
 def _partials(todo: list[tuple[BlobSource, Blob]], options: MineOptions, workers: int):
-    """Partials in input order, mined in ``workers`` processes (in this one when 1)."""
-    if workers <= 1 or len(todo) == 1:
-        for source, blob in todo:
-            yield mine_blob(source, options, blob)
+    """Partials of consecutive chunks of inputs, in input order, mined in ``workers`` processes."""
+    chunks = list(_chunks(todo))
+    if workers <= 1 or len(chunks) == 1:
+        for source, blobs in chunks:
+            yield mine_chunk(source, options, blobs)
         return
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    # One pool per source keeps each task small to pickle (the source travels once per task).
     with context.Pool(workers) as pool:
-        for source, blobs in _group_by_source(todo):
-            yield from pool.imap(functools.partial(mine_blob, source, options), blobs, chunksize=1)
+        yield from pool.imap(_mine_task, [(source, options, blobs) for source, blobs in chunks], chunksize=1)
 
 
-def _group_by_source(todo: list[tuple[BlobSource, Blob]]):
+def _mine_task(task: tuple[BlobSource, MineOptions, list[Blob]]) -> Partial:
+    return mine_chunk(*task)
+
+
+def _chunks(todo: list[tuple[BlobSource, Blob]]):
+    """Consecutive runs of at most CHUNK_INPUTS inputs of one source."""
     group: list[Blob] = []
     current = None
     for source, blob in todo:
-        if source is not current and group:
+        if group and (source is not current or len(group) >= CHUNK_INPUTS):
             yield current, group
             group = []
         current = source
@@ -369,7 +389,7 @@ class _Reducer:
         self.keys: dict[int, tuple] = {}
         self.usage: dict[int, Totals] = {}
         self.principals: dict[str, tuple[str, str]] = {}
-        self.coverage: dict[tuple[str, str, str], list] = {}
+        self.coverage: dict[str, list] = {}
         self.problems: list[tuple[str, int | None, str]] = []
         self.events = 0
 
@@ -388,15 +408,28 @@ class _Reducer:
 
     def add(self, p: Partial) -> None:
         report = self.report
-        report.mined += 1
-        report.records += p.records
-        report.filtered += p.filtered
-        report.problems.extend(p.problems)
-        if p.kind:
-            report.kinds[p.kind] += 1
-        counted_ids, duplicates = self._deduplicate(p)
-        report.duplicates += duplicates
-        report.events += p.events - duplicates
+        for one in p.inputs:
+            counted_ids, duplicates = self._deduplicate(one, p.usage)
+            report.mined += 1
+            report.records += one.records
+            report.filtered += one.filtered
+            report.duplicates += duplicates
+            report.events += one.events - duplicates
+            report.problems.extend(one.problems)
+            if one.kind:
+                report.kinds[one.kind] += 1
+            if one.first_time and (report.first_time is None or one.first_time < report.first_time):
+                report.first_time = one.first_time
+            if one.last_time and (report.last_time is None or one.last_time > report.last_time):
+                report.last_time = one.last_time
+            self.problems.extend((q.path, q.record, q.reason) for q in one.problems)
+            self.inputs.append(InputRecord(
+                key=one.key, scope=self.scope, size=one.size, version=one.version, kind=one.kind,
+                records=one.records, counted=one.events - duplicates, duplicates=duplicates,
+                problems=len(one.problems), first_time=one.first_time, last_time=one.last_time,
+                ids=ids_to_bytes(counted_ids)))
+            self.loaded.add(f"{one.key}\x00{self.scope}")
+            self.events += one.events
         usage, keys = self.usage, self.keys
         for h, totals in p.usage.items():
             if totals[0] <= 0:  # every event of this key was a duplicate
@@ -417,38 +450,27 @@ class _Reducer:
             else:
                 cov[0] += n
                 cov[1], cov[2] = min(cov[1], first), max(cov[2], last)
-        if p.first_time and (report.first_time is None or p.first_time < report.first_time):
-            report.first_time = p.first_time
-        if p.last_time and (report.last_time is None or p.last_time > report.last_time):
-            report.last_time = p.last_time
-        self.problems.extend((q.path, q.record, q.reason) for q in p.problems)
-        self.inputs.append(InputRecord(
-            key=p.key, scope=self.scope, size=p.size, version=p.version, kind=p.kind, records=p.records,
-            counted=p.events - duplicates, duplicates=duplicates, problems=len(p.problems),
-            first_time=p.first_time, last_time=p.last_time, ids=ids_to_bytes(counted_ids)))
-        self.loaded.add(f"{p.key}\x00{self.scope}")
-        self.events += p.events
 
-    def _deduplicate(self, p: Partial) -> tuple[set[int], int]:
-        """Drop events already counted (here or in the store) from ``p.usage``; return the new IDs."""
-        ids = ids_from_bytes(p.ids)
+    def _deduplicate(self, one: InputResult, usage: dict[int, Totals]) -> tuple[set[int], int]:
+        """Drop events already counted (here or in the store) from ``usage``; return the new IDs."""
+        ids = ids_from_bytes(one.ids)
         if not ids:
             return set(), 0
-        if self.history and p.first_time is not None:
-            for ident, blob in self.store.ids_overlapping(p.first_time, p.last_time, self.loaded, run=self.run):
+        if self.history and one.first_time is not None:
+            for ident, blob in self.store.ids_overlapping(one.first_time, one.last_time, self.loaded, run=self.run):
                 self.seen.update(ids_from_bytes(blob))
                 self.loaded.add(ident)
         unique = set(ids)
         if len(unique) == len(ids) and self.seen.isdisjoint(unique):
             self.seen |= unique
             return unique, 0
-        key_of = ids_from_bytes(p.key_of)
+        key_of = ids_from_bytes(one.key_of)
         fresh: set[int] = set()
         duplicates = 0
         for h, k in zip(ids, key_of):
             if h in self.seen or h in fresh:
                 duplicates += 1
-                p.usage[k][0] -= 1
+                usage[k][0] -= 1
             else:
                 fresh.add(h)
         self.seen |= fresh
@@ -459,5 +481,5 @@ class _Reducer:
             return
         self.store.write_batch(
             run=self.run, inputs=self.inputs, keys=self.keys, usage=self.usage, principals=self.principals,
-            coverage=self.coverage, problems=self.problems)
+            coverage={tuple(k.split("\x00")): v for k, v in self.coverage.items()}, problems=self.problems)
         self._reset()

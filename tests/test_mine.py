@@ -203,7 +203,7 @@ KILLER = textwrap.dedent("""
     from lpgen.sources.local import LocalSource
     from lpgen.store import UsageStore
 
-    lpgen.mine.BATCH_INPUTS = 3
+    lpgen.mine.BATCH_INPUTS = lpgen.mine.CHUNK_INPUTS = 3
     batches = 0
     write = lpgen.store.UsageStore.write_batch
 
