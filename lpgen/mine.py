@@ -14,7 +14,7 @@ import json
 import multiprocessing
 import time as _time
 from array import array
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -117,7 +117,7 @@ class _Memo:
     request fields once per distinct parameters.
     """
 
-    LIMIT = 200_000
+    LIMIT = 50_000  # slots; each holds a usage key, and S3 object keys rarely repeat
 
     def __init__(self, options: MineOptions) -> None:
         self.options = options
@@ -352,11 +352,15 @@ def _partials(todo: list[tuple[BlobSource, Blob]], options: MineOptions, workers
         return
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with context.Pool(workers) as pool:
-        yield from pool.imap(_mine_task, [(source, options, blobs) for source, blobs in chunks], chunksize=1)
-
-
-def _mine_task(task: tuple[BlobSource, MineOptions, list[Blob]]) -> Partial:
-    return mine_chunk(*task)
+        # A bounded window of tasks in flight: results never pile up in memory when
+        # the parent (merging, committing) falls behind the workers.
+        pending: deque = deque()
+        for source, blobs in chunks:
+            pending.append(pool.apply_async(mine_chunk, (source, options, blobs)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
 
 
 def _chunks(todo: list[tuple[BlobSource, Blob]]):
