@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import time
@@ -14,8 +15,10 @@ from lpgen import __version__
 from lpgen.filters import FilterError, Window, parse_instant, principal_matcher
 from lpgen.graph import UsageGraph
 from lpgen.mine import MineOptions, MineReport, mine
+from lpgen.mapping import explain, map_record, mapping_dict, render_explanation
 from lpgen.model import Problem
-from lpgen.sources.formats import DEFAULT_MAX_BYTES
+from lpgen.normalize import BadRecord
+from lpgen.sources.formats import DEFAULT_MAX_BYTES, decode
 from lpgen.sources.local import open_source
 from lpgen.store import DEFAULT_PATH, StoreError, UsageStore
 from lpgen.summary import render_mine_report, render_summary, summarize
@@ -155,3 +158,53 @@ def graph_command(store, principals, fmt, output):
         output.write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
+
+
+@main.command("explain")
+@click.argument("event_source")
+@click.argument("event_name")
+@click.option("--param", "params", multiple=True, metavar="PATH=VALUE",
+              help="A request field, as the store keeps it (e.g. bucketName=b, key=k, versionId=present).")
+@click.option("--region", default="us-east-1", show_default=True, help="Region for ARNs built from names.")
+@click.option("--account", default="123456789012", show_default=True, help="Account for ARNs built from names.")
+@format_option("text", "json")
+def explain_command(event_source, event_name, params, region, account, fmt):
+    """Show which IAM actions a CloudTrail call needs, on what, and why."""
+    fields = []
+    for param in params:
+        path, sep, value = param.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{param!r} is not PATH=VALUE", param_hint="--param")
+        fields.append((path, value))
+    result = explain(event_source, event_name, tuple(sorted(fields)), region=region, account=account)
+    click.echo(render_explanation(result, fmt), nl=False)
+
+
+@main.command("map")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@format_option("jsonl")
+@click.option("--max-inflate", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
+              metavar="BYTES", help="Refuse inputs that decompress beyond this size.")
+def map_command(sources, fmt, max_inflate):
+    """Print, per event, the IAM actions it needed (one JSON object per line)."""
+    problems: list[Problem] = []
+    for spec in sources:
+        source = open_source(spec)
+        listing = source.list()
+        problems.extend(listing.problems)
+        for blob in listing.blobs:
+            try:
+                decoded = decode(source.read(blob), blob.key, max_bytes=max_inflate)
+            except OSError as exc:
+                problems.append(Problem(path=blob.key, reason=f"cannot read: {exc.strerror or exc}"))
+                continue
+            problems.extend(decoded.problems)
+            for i, record in enumerate(decoded.records):
+                try:
+                    event, mapped = map_record(record)
+                except BadRecord as exc:
+                    problems.append(Problem(path=blob.key, record=decoded.position(i), reason=str(exc)))
+                    continue
+                click.echo(json.dumps({"eventID": event.event_id, "principal": event.principal,
+                                       **mapping_dict(mapped)}, sort_keys=True))
+    _warn(problems)

@@ -1,0 +1,715 @@
+"""Map a CloudTrail call (eventSource, eventName, request fields) to the IAM actions it needed.
+
+The order, and the provenance each step reports:
+
+1. the eventSource's IAM prefix, from the catalogue;
+2. precise version-suffix removal (Lambda ``GetFunction20150331v2``, CloudFront
+   ``UpdateDistribution2016_11_25``), only when the rest is a botocore operation;
+3. ``table``: the reviewed override table ``lpgen/data/mapping_overrides.json``
+   (renames, batch calls, permissionless calls, events that are no action);
+4. ``rule:<name>``: calls whose actions depend on the request (DynamoDB
+   transactions and PartiQL, KMS ReEncrypt, S3 copies and versions, API Gateway);
+5. ``same-name``: ``prefix:eventName``, only if the catalogue has that action;
+6. ``unknown``: nothing is emitted.
+
+Every emitted action exists in the catalogue. Side permissions the call needed
+(``iam:PassRole`` on a role it passed, from ``lpgen/data/side_permissions.json``)
+and the ``kms:ViaService`` of KMS calls a service made for the principal are
+added with their own provenance.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from lpgen.catalog import Catalog, load_catalog
+from lpgen.data_files import load
+from lpgen.model import DENIED, Event
+from lpgen.normalize import partition_of_region
+
+# Statuses of a mapped call.
+USED, WANTED, PERMISSIONLESS, NOT_AN_ACTION, SERVICE, UNKNOWN = (
+    "used", "denied", "permissionless", "not-an-action", "service", "unknown")
+
+Fields = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call:
+    """What mapping needs to know of a call: an event, or an aggregate of the usage store."""
+
+    source: str
+    name: str
+    fields: Fields = ()
+    region: str = "us-east-1"
+    account: str = "*"
+    error_class: str = "ok"
+    invoked_by: str | None = None
+    service_initiated: bool = False
+
+    @classmethod
+    def of_event(cls, e: Event) -> Call:
+        return cls(source=e.source, name=e.name, fields=e.fields, region=e.region,
+                   account=_account_of(e.principal, e.account), error_class=e.error_class,
+                   invoked_by=e.invoked_by, service_initiated=e.service_initiated)
+
+    @classmethod
+    def of_row(cls, row: Any) -> Call:
+        """From a :class:`lpgen.store.UsageRow`; resources named by bare names land in the principal's account."""
+        return cls(source=row.source, name=row.name, fields=row.fields, region=row.region,
+                   account=_account_of(row.principal, "*"), error_class=row.error_class,
+                   invoked_by=row.invoked_by, service_initiated=row.principal.startswith("service:"))
+
+    def get(self, path: str) -> list[str]:
+        return [v for k, v in self.fields if k == path]
+
+    def ending(self, *names: str) -> list[str]:
+        """Values of fields whose last path segment is one of ``names`` (case-insensitive)."""
+        wanted = {n.lower() for n in names}
+        return [v for k, v in self.fields if k.rsplit(".", 1)[-1].lower() in wanted]
+
+    @property
+    def partition(self) -> str:
+        return partition_of_region(self.region)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Permission:
+    """One IAM action a call needed, on which resources, and why lpgen says so."""
+
+    action: str
+    resources: tuple[str, ...]
+    provenance: str  # table, rule:<name>, same-name, side:pass-role, ...
+    note: str = ""
+    conditions: tuple[tuple[str, str], ...] = ()
+    side: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mapping:
+    source: str
+    name: str
+    status: str
+    prefix: str | None = None
+    operation: str | None = None  # the eventName without a version suffix
+    permissions: tuple[Permission, ...] = ()
+    provenance: str = ""
+    reason: str = ""
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return tuple(sorted({p.action for p in self.permissions}))
+
+
+# -- data ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Override:
+    actions: tuple[str, ...]
+    status: str | None
+    rule: str | None
+    note: str
+    reference: str
+
+
+@functools.cache
+def _overrides() -> dict[tuple[str, str], _Override]:
+    data = load("mapping_overrides.json")
+    refs = data.get("references", {})
+    table = {}
+    for e in data["overrides"]:
+        ref = e.get("reference", "")
+        key = ref.split(":", 1)[0]
+        table[(e["source"], e["name"])] = _Override(
+            actions=tuple(e.get("actions", ())), status=e.get("status"), rule=e.get("rule"),
+            note=e.get("note", ""), reference=refs.get(key, ref) + (f" ({ref.split(':', 1)[1]})" if ":" in ref else ""))
+    return table
+
+
+@functools.cache
+def _side_permissions() -> dict[tuple[str, str], list[dict]]:
+    table: dict[tuple[str, str], list[dict]] = {}
+    for e in load("side_permissions.json")["pass_role"]["values"]:
+        table.setdefault((e["source"], e["operation"]), []).append(e)
+    return table
+
+
+_SUFFIXES = {
+    "lambda.amazonaws.com": re.compile(r"^(?P<op>[A-Za-z]+?)(?P<v>20\d{6}(v\d+)?)$"),
+    "cloudfront.amazonaws.com": re.compile(r"^(?P<op>[A-Za-z]+?)(?P<v>20\d\d_\d\d_\d\d)$"),
+}
+
+
+@functools.cache
+def _operations(source: str) -> frozenset[str]:
+    catalog = load_catalog()
+    entry = catalog.event_source(source)
+    if entry is None or entry.botocore is None:
+        return frozenset()
+    return frozenset(catalog.botocore_operations(entry.botocore))
+
+
+def operation_name(source: str, name: str) -> str:
+    """``name`` without an API-version suffix, removed only where CloudTrail adds one.
+
+    ``GetFunction20150331v2`` → ``GetFunction``; ``CreateEnvironmentEC2`` and
+    ``RestoreDBClusterFromS3`` keep their digits (not Lambda or CloudFront, and
+    the stripped name must be a botocore operation).
+    """
+    rule = _SUFFIXES.get(source)
+    if rule is None:
+        return name
+    m = rule.match(name)
+    if m and m["op"] in _operations(source):
+        return m["op"]
+    return name
+
+
+# -- the mapper ---------------------------------------------------------------
+
+
+def map_call(call: Call, catalog: Catalog | None = None) -> Mapping:
+    """The IAM actions ``call`` needed, with resources and provenance."""
+    catalog = catalog or load_catalog()
+    if call.service_initiated:
+        return Mapping(source=call.source, name=call.name, status=SERVICE,
+                       reason="initiated by an AWS service on its own: no principal's permission")
+    prefix = catalog.prefix_for_event_source(call.source)
+    op = operation_name(call.source, call.name)
+    override = _overrides().get((call.source, call.name)) or _overrides().get((call.source, op))
+    if override is not None and override.status:
+        return Mapping(source=call.source, name=call.name, status=override.status, prefix=prefix, operation=op,
+                       provenance="table", reason=f"{override.note} [{override.reference}]")
+    if prefix is None:
+        return Mapping(source=call.source, name=call.name, status=UNKNOWN, operation=op,
+                       reason=f"no IAM prefix known for eventSource {call.source}")
+    status = WANTED if call.error_class == DENIED else USED
+    rule = (_RULE_BY_CALL.get((call.source, op)) or (override.rule if override is not None else None)
+            or _RULE_BY_PREFIX.get(prefix))
+    perms: list[Permission] = []
+    if rule is not None and rule in _RULES:
+        perms = list(_RULES[rule](call, op, catalog))
+        provenance, reason = f"rule:{rule}", (override.note if override else _RULE_NOTES.get(rule, ""))
+    elif override is not None:
+        perms = [_permission(a, call, catalog, "table", override.note) for a in override.actions]
+        provenance, reason = "table", f"{override.note} [{override.reference}]"
+    elif catalog.has_action(f"{prefix}:{op}"):
+        perms = [_permission(f"{prefix}:{op}", call, catalog, "same-name", "")]
+        provenance, reason = "same-name", f"the eventName is an IAM action of {prefix}"
+    else:
+        return Mapping(source=call.source, name=call.name, status=UNKNOWN, prefix=prefix, operation=op,
+                       reason=f"{prefix}:{op} is not an IAM action and no table entry or rule covers it")
+    perms = [p for p in perms if p is not None]
+    if not perms:
+        return Mapping(source=call.source, name=call.name, status=UNKNOWN, prefix=prefix, operation=op,
+                       provenance=provenance, reason=f"{reason}; the request did not say which actions")
+    perms += _pass_role(call, op, catalog)
+    if call.source == "ec2.amazonaws.com" and op in ("RunInstances", "CreateVolume", "CreateSnapshot",
+                                                     "CreateLaunchTemplate") and call.get("tagSpecificationSet"):
+        perms.append(_permission("ec2:CreateTags", call, catalog, "side:tag-on-create",
+                                 "tags requested at creation are authorized as ec2:CreateTags",
+                                 [a for a in candidate_arns(call) if a.endswith("/*")] or None, True,
+                                 (("ec2:CreateAction", op),)))
+    if call.source == "kms.amazonaws.com" and call.invoked_by and call.invoked_by.endswith(".amazonaws.com"):
+        via = f"{call.invoked_by.split('.', 1)[0]}.{call.region}.amazonaws.com"
+        perms = [_with_condition(p, ("kms:ViaService", via)) if p.action.startswith("kms:") else p for p in perms]
+    return Mapping(source=call.source, name=call.name, status=status, prefix=prefix, operation=op,
+                   permissions=tuple(sorted(perms, key=lambda p: (p.side, p.action))), provenance=provenance,
+                   reason=reason)
+
+
+def map_event(e: Event, catalog: Catalog | None = None) -> Mapping:
+    return map_call(Call.of_event(e), catalog)
+
+
+def _with_condition(p: Permission, condition: tuple[str, str]) -> Permission:
+    return Permission(action=p.action, resources=p.resources, provenance=p.provenance, note=p.note,
+                      conditions=tuple(sorted({*p.conditions, condition})), side=p.side)
+
+
+def _permission(action: str, call: Call, catalog: Catalog, provenance: str, note: str,
+                candidates: Iterable[str] | None = None, side: bool = False,
+                conditions: tuple[tuple[str, str], ...] = ()) -> Permission | None:
+    """``action`` (canonical casing) on the ARNs among ``candidates`` (default: all the call names)."""
+    found = catalog.action(action)
+    if found is None:  # a table or rule naming a non-action is a bug; never emit it
+        return None
+    arns = list(candidates) if candidates is not None else candidate_arns(call)
+    return Permission(action=found.full_name, resources=scope(found.full_name, arns, catalog),
+                      provenance=provenance, note=note, side=side, conditions=conditions)
+
+
+def scope(action: str, arns: Iterable[str], catalog: Catalog) -> tuple[str, ...]:
+    """The ARNs that are of one of ``action``'s resource types; ``*`` when it has none or none matched."""
+    if not catalog.resource_types_for(action):
+        return ("*",)
+    matched = sorted({a for a in arns if catalog.match_resource_type(action, a) is not None})
+    return tuple(matched) or ("*",)
+
+
+# -- resources named by a call -------------------------------------------------
+
+
+def candidate_arns(call: Call) -> list[str]:
+    """Every ARN the call names: from ``resources[]``, ARN-valued fields, and service-specific names."""
+    arns = {v for _, v in call.fields if v.startswith("arn:")}
+    builder = _BUILDERS.get(call.source)
+    if builder is not None:
+        arns.update(builder(call))
+    return sorted(arns)
+
+
+def _arn(call: Call, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
+    return (f"arn:{call.partition}:{service}:{call.region if region else ''}:"
+            f"{call.account if account else ''}:{resource}")
+
+
+def _s3(call: Call) -> list[str]:
+    out = []
+    for bucket in call.ending("bucketName", "bucket"):
+        if bucket.startswith("arn:"):
+            continue
+        out.append(f"arn:{call.partition}:s3:::{bucket}")
+        out += [f"arn:{call.partition}:s3:::{bucket}/{key}" for key in call.get("key")]
+    return out
+
+
+def _dynamodb(call: Call) -> list[str]:
+    out = []
+    for path, table in call.fields:
+        if path.rsplit(".", 1)[-1] == "tableName" and not table.startswith("arn:"):
+            out.append(_arn(call, "dynamodb", f"table/{table}"))
+            out += [_arn(call, "dynamodb", f"table/{table}/index/{i}") for i in call.get("indexName")]
+    return out
+
+
+def _lambda(call: Call) -> list[str]:
+    """Function ARNs as the call named them: a qualified call (alias, version) needs the qualified ARN."""
+    out = []
+    qualifiers = call.get("qualifier")
+    for fn in call.ending("functionName"):
+        if fn.startswith("arn:"):
+            continue  # taken as it is, qualifier included
+        parts = fn.split(":")
+        if len(parts) >= 3 and parts[1] == "function":  # 123456789012:function:name[:qualifier]
+            name, qualifier = parts[2], parts[3:4]
+        else:  # name[:qualifier]
+            name, qualifier = parts[0], parts[1:2]
+        for q in (qualifier or qualifiers or [None]):
+            out.append(_arn(call, "lambda", f"function:{name}" + (f":{q}" if q else "")))
+    return out
+
+
+_EC2_IDS = {"instance": "instance", "image": "image", "subnet": "subnet", "vpc": "vpc", "volume": "volume",
+            "snapshot": "snapshot", "sg": "security-group", "eni": "network-interface", "igw": "internet-gateway",
+            "nat": "natgateway", "rtb": "route-table", "lt": "launch-template", "eipalloc": "elastic-ip",
+            "vpce": "vpc-endpoint", "tgw": "transit-gateway", "key": "key-pair"}
+
+
+def _ec2(call: Call) -> list[str]:
+    """EC2 ARNs from resource ids (``i-...``, ``ami-...``, ``sg-...``); RunInstances also creates
+    an instance, its volumes and network interfaces, whose ids the request cannot name."""
+    out = []
+    for _, value in call.fields:
+        kind = _EC2_IDS.get(value.split("-", 1)[0] if re.match(r"^[a-z]+-[0-9a-f]{8,17}$", value) else "")
+        if kind in ("image", "snapshot"):
+            out.append(f"arn:{call.partition}:ec2:{call.region}::{kind}/{value}")
+        elif kind:
+            out.append(_arn(call, "ec2", f"{kind}/{value}"))
+    out += [_arn(call, "ec2", f"key-pair/{k}") for k in call.ending("keyName")]
+    if call.name == "RunInstances":
+        out += [_arn(call, "ec2", f"{kind}/*") for kind in ("instance", "volume", "network-interface")]
+        if not any(v.startswith("subnet-") for _, v in call.fields):  # the default VPC's subnet
+            out.append(_arn(call, "ec2", "subnet/*"))
+        if not any(v.startswith("sg-") for _, v in call.fields):  # the default security group
+            out.append(_arn(call, "ec2", "security-group/*"))
+    return out
+
+
+def _sqs(call: Call) -> list[str]:
+    out = []
+    for url in call.ending("queueUrl"):
+        m = re.match(r"^https?://[^/]+/(?P<account>\d{12})/(?P<name>[^/?]+)", url)
+        if m:
+            host = url.split("/")[2]
+            region = next((p for p in host.split(".") if re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", p)), call.region)
+            out.append(f"arn:{partition_of_region(region)}:sqs:{region}:{m['account']}:{m['name']}")
+    out += [_arn(call, "sqs", q) for q in call.ending("queueName")]
+    return out
+
+
+_KEY_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$|^mrk-[0-9a-f]{32}$")
+
+
+def _kms(call: Call) -> list[str]:
+    out = []
+    for key in call.ending("keyId", "sourceKeyId", "destinationKeyId", "aliasName", "targetKeyId"):
+        if key.startswith("arn:"):
+            continue
+        if _KEY_ID.match(key):
+            out.append(_arn(call, "kms", f"key/{key}"))
+        elif key.startswith("alias/"):
+            out.append(_arn(call, "kms", key))
+    return out
+
+
+def _secretsmanager(call: Call) -> list[str]:
+    # A secret's ARN ends in a random 6-character suffix that a bare name does not carry.
+    return [_arn(call, "secretsmanager", f"secret:{s}-??????") for s in call.ending("secretId") if not s.startswith("arn:")]
+
+
+def _ssm(call: Call) -> list[str]:
+    out = [_arn(call, "ssm", f"parameter/{n.lstrip('/')}") for n in call.ending("name", "names")
+           if not n.startswith("arn:")]
+    out += [_arn(call, "ssm", f"parameter/{p.strip('/')}/*" if p.strip("/") else "parameter/*")
+            for p in call.get("path")]
+    return out
+
+
+def _logs(call: Call) -> list[str]:
+    out = []
+    for group in call.ending("logGroupName"):
+        out.append(_arn(call, "logs", f"log-group:{group}"))
+        out.append(_arn(call, "logs", f"log-group:{group}:*"))
+        out += [_arn(call, "logs", f"log-group:{group}:log-stream:{s}") for s in call.ending("logStreamName")]
+    return out
+
+
+def _named(service: str, template: str, *keys: str):
+    def build(call: Call) -> list[str]:
+        return [_arn(call, service, template.format(v)) for v in call.ending(*keys) if not v.startswith("arn:")]
+    return build
+
+
+def _iam(call: Call) -> list[str]:
+    out = []
+    for kind, keys in (("role", ("roleName",)), ("user", ("userName",)), ("group", ("groupName",)),
+                       ("instance-profile", ("instanceProfileName",))):
+        out += [f"arn:{call.partition}:iam::{call.account}:{kind}/{v}" for v in call.ending(*keys)]
+    return out
+
+
+def _events(call: Call) -> list[str]:
+    out = [_arn(call, "events", f"event-bus/{b}") for b in call.ending("eventBusName") if not b.startswith("arn:")]
+    if call.name.endswith(("Rule", "Targets")) or call.name in ("DescribeRule", "EnableRule", "DisableRule"):
+        out += [_arn(call, "events", f"rule/{n}") for n in call.get("name") + call.get("rule")]
+    return out
+
+
+_BUILDERS = {
+    "s3.amazonaws.com": _s3,
+    "dynamodb.amazonaws.com": _dynamodb,
+    "lambda.amazonaws.com": _lambda,
+    "sqs.amazonaws.com": _sqs,
+    "kms.amazonaws.com": _kms,
+    "secretsmanager.amazonaws.com": _secretsmanager,
+    "ssm.amazonaws.com": _ssm,
+    "logs.amazonaws.com": _logs,
+    "kinesis.amazonaws.com": _named("kinesis", "stream/{}", "streamName"),
+    "firehose.amazonaws.com": _named("firehose", "deliverystream/{}", "deliveryStreamName"),
+    "ecr.amazonaws.com": _named("ecr", "repository/{}", "repositoryName"),
+    "sns.amazonaws.com": _named("sns", "{}", "topicName"),
+    "states.amazonaws.com": _named("states", "stateMachine:{}", "stateMachineName"),
+    "events.amazonaws.com": _events,
+    "ec2.amazonaws.com": _ec2,
+    "iam.amazonaws.com": _iam,
+}
+
+
+# -- rules: calls whose actions depend on the request ---------------------------
+
+
+def _transact_write(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
+    kinds = {"put": "PutItem", "update": "UpdateItem", "delete": "DeleteItem", "conditionCheck": "ConditionCheckItem"}
+    found = []
+    for path, table in call.fields:
+        parts = path.split(".")
+        if len(parts) == 3 and parts[0] == "transactItems" and parts[1] in kinds and parts[2] == "tableName":
+            found.append((kinds[parts[1]], _arn(call, "dynamodb", f"table/{table}")))
+    if not found:
+        note = "the record does not say which item operations the transaction held: all four"
+        return [_permission(f"dynamodb:{a}", call, catalog, "rule:dynamodb-transact-write", note)
+                for a in kinds.values()]
+    by_action: dict[str, list[str]] = {}
+    for action, arn in found:
+        by_action.setdefault(action, []).append(arn)
+    return [_permission(f"dynamodb:{a}", call, catalog, "rule:dynamodb-transact-write",
+                        "one action per item type in the transaction", arns) for a, arns in sorted(by_action.items())]
+
+
+def _transact_get(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
+    return [_permission("dynamodb:GetItem", call, catalog, "rule:dynamodb-transact-get",
+                        "each Get in a transaction is authorized as GetItem")]
+
+
+_PARTIQL = {"SELECT": "PartiQLSelect", "INSERT": "PartiQLInsert", "UPDATE": "PartiQLUpdate", "DELETE": "PartiQLDelete",
+            "EXISTS": "PartiQLSelect"}
+
+
+def _partiql(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
+    verbs = {v for k, v in call.fields if k.rsplit(".", 1)[-1] == "statement"}
+    actions = sorted({_PARTIQL[v] for v in verbs if v in _PARTIQL})
+    note = "a PartiQL statement is authorized by its verb"
+    if not actions:
+        actions, note = sorted(set(_PARTIQL.values())), "the record does not show the statement's verb: all four"
+    return [_permission(f"dynamodb:{a}", call, catalog, "rule:dynamodb-partiql", note) for a in actions]
+
+
+def _reencrypt(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
+    def keys(name: str) -> list[str]:
+        sub = Call(source=call.source, name=call.name, fields=tuple((k, v) for k, v in call.fields if k == name),
+                   region=call.region, account=call.account)
+        return [v for _, v in sub.fields if v.startswith("arn:")] + _kms(sub)
+    source_keys, destination_keys = keys("sourceKeyId"), keys("destinationKeyId")
+    arns = candidate_arns(call)
+    return [
+        _permission("kms:ReEncryptFrom", call, catalog, "rule:kms-reencrypt", "on the key the data was encrypted under",
+                    source_keys or arns),
+        _permission("kms:ReEncryptTo", call, catalog, "rule:kms-reencrypt", "on the key the data is re-encrypted under",
+                    destination_keys or arns),
+    ]
+
+
+def _s3_object_version(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
+    """Object calls naming a versionId need the ``...Version...`` action."""
+    override = _overrides().get((call.source, call.name)) or _overrides().get((call.source, op))
+    base = list(override.actions) if override and override.actions else [f"s3:{op}"]
+    perms = []
+    for action in base:
+        versioned = action.replace("Object", "ObjectVersion", 1)
+        if call.get("versionId") and catalog.has_action(versioned):
+            perms.append(_permission(versioned, call, catalog, "rule:s3-object-version",
+                                     "a versionId names one version of the object"))
+        else:
+            perms.append(_permission(action, call, catalog, "rule:s3-object-version", "no versionId: the current version"))
+    return perms + _s3_headers(call, catalog)
+
+
+def _s3_headers(call: Call, catalog: Catalog) -> list[Permission | None]:
+    """Object writes that set an ACL or tags need those actions too; SSE-KMS needs the key."""
+    if call.name not in ("PutObject", "CopyObject", "CreateMultipartUpload", "UploadPartCopy"):
+        return []
+    dest = [a for a in _s3(call) if "/" in a.split(":::", 1)[-1]]
+    perms = []
+    if call.get("x-amz-acl") or call.get("acl"):
+        perms.append(_permission("s3:PutObjectAcl", call, catalog, "rule:s3-headers", "the request sets an ACL", dest))
+    if call.get("x-amz-tagging") or call.get("tagging"):
+        perms.append(_permission("s3:PutObjectTagging", call, catalog, "rule:s3-headers", "the request sets tags", dest))
+    for key in call.get("x-amz-server-side-encryption-aws-kms-key-id"):
+        arns = [key] if key.startswith("arn:") else [f"arn:{call.partition}:kms:{call.region}:{call.account}:key/{key}"]
+        via = (("kms:ViaService", f"s3.{call.region}.amazonaws.com"),)
+        perms.append(_permission("kms:GenerateDataKey", call, catalog, "side:s3-sse-kms",
+                                 "S3 asks KMS for a data key with the caller's permissions", arns, True, via))
+    return perms
+
+
+def _s3_copy(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
+    perms: list[Permission | None] = []
+    dest = [a for a in _s3(call) if "/" in a.split(":::", 1)[-1]] or candidate_arns(call)
+    for source in call.get("x-amz-copy-source"):
+        path, _, query = unquote(source).lstrip("/").partition("?")
+        arn = f"arn:{call.partition}:s3:::{path}"
+        read = "s3:GetObjectVersion" if "versionId=" in query else "s3:GetObject"
+        perms.append(_permission(read, call, catalog, "rule:s3-copy", "reads the copy source", [arn]))
+        directive = (call.get("x-amz-tagging-directive") or ["COPY"])[0].upper()
+        if directive == "COPY":
+            perms.append(_permission("s3:GetObjectTagging", call, catalog, "rule:s3-copy",
+                                     "tags are copied from the source (needed when it has tags)", [arn]))
+            perms.append(_permission("s3:PutObjectTagging", call, catalog, "rule:s3-copy",
+                                     "tags are copied to the destination (needed when the source has tags)", dest))
+    if not call.get("x-amz-copy-source"):
+        perms.append(_permission("s3:GetObject", call, catalog, "rule:s3-copy",
+                                 "the record does not name the copy source", ["*"]))
+    perms.append(_permission("s3:PutObject", call, catalog, "rule:s3-copy", "writes the destination object", dest))
+    return perms + _s3_headers(call, catalog)
+
+
+def _s3_delete_objects(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
+    perms = [_permission("s3:DeleteObject", call, catalog, "rule:s3-delete-objects",
+                         "each object deleted by DeleteObjects is authorized as DeleteObject")]
+    if call.get("versionId"):
+        perms.append(_permission("s3:DeleteObjectVersion", call, catalog, "rule:s3-delete-objects",
+                                 "versions are named"))
+    return perms
+
+
+@functools.cache
+def _http(service: str) -> dict[str, tuple[str, str, dict[str, str]]]:
+    """Operation → (HTTP method, request URI, {uri variable: CloudTrail field}) from botocore's model."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model(service)
+    out = {}
+    for op in model.operation_names:
+        om = model.operation_model(op)
+        variables = {}
+        if om.input_shape is not None:
+            for member, shape in om.input_shape.members.items():
+                if shape.serialization.get("location") == "uri":
+                    variables[shape.serialization.get("name", member)] = member[:1].lower() + member[1:]
+        out[op] = (om.http.get("method", "GET"), om.http.get("requestUri", "/"), variables)
+    return out
+
+
+def _apigateway(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
+    for service in ("apigateway", "apigatewayv2"):
+        spec = _http(service).get(op)
+        if spec is not None:
+            break
+    else:
+        return []
+    method, uri, variables = spec
+    values = dict(call.fields)
+
+    def fill(m: re.Match) -> str:
+        name = m.group(1).rstrip("+")
+        value = values.get(variables.get(name, name))
+        return value if value else "*"
+
+    path = re.sub(r"\{([^}]+)\}", fill, uri.split("?", 1)[0])
+    arn = f"arn:{call.partition}:apigateway:{call.region}::{path}"
+    return [_permission(f"apigateway:{method}", call, catalog, "rule:apigateway-http-verb",
+                        f"API Gateway authorizes management calls by HTTP method ({op} is {method} {uri})", [arn])]
+
+
+_RULES = {
+    "dynamodb-transact-write": _transact_write,
+    "dynamodb-transact-get": _transact_get,
+    "dynamodb-partiql": _partiql,
+    "kms-reencrypt": _reencrypt,
+    "s3-object-version": _s3_object_version,
+    "s3-copy": _s3_copy,
+    "s3-delete-objects": _s3_delete_objects,
+    "apigateway-http-verb": _apigateway,
+}
+_RULE_BY_PREFIX = {"apigateway": "apigateway-http-verb"}
+#: Rules that apply whatever the override table says (it may add a note and reference).
+_RULE_BY_CALL = {
+    ("dynamodb.amazonaws.com", "TransactWriteItems"): "dynamodb-transact-write",
+    ("dynamodb.amazonaws.com", "TransactGetItems"): "dynamodb-transact-get",
+    **{("dynamodb.amazonaws.com", op): "dynamodb-partiql"
+       for op in ("ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction")},
+    ("kms.amazonaws.com", "ReEncrypt"): "kms-reencrypt",
+    ("s3.amazonaws.com", "CopyObject"): "s3-copy",
+    ("s3.amazonaws.com", "UploadPartCopy"): "s3-copy",
+    ("s3.amazonaws.com", "DeleteObjects"): "s3-delete-objects",
+    **{("s3.amazonaws.com", op): "s3-object-version" for op in (
+        "GetObject", "HeadObject", "DeleteObject", "GetObjectAcl", "PutObjectAcl", "GetObjectTagging",
+        "PutObjectTagging", "DeleteObjectTagging", "GetObjectAttributes", "PutObject", "CreateMultipartUpload")},
+}
+_RULE_NOTES = {"apigateway-http-verb": "API Gateway management calls are authorized by HTTP method on path ARNs"}
+
+
+def _pass_role(call: Call, op: str, catalog: Catalog) -> list[Permission]:
+    """``iam:PassRole`` on each role the call handed to a service (no CloudTrail event shows it)."""
+    out = []
+    for entry in _side_permissions().get((call.source, op), ()):
+        roles = []
+        named = [value for path in entry["fields"] for value in call.get(path)]
+        if entry.get("profile") and named:  # an instance profile: its role is not in the request
+            roles = [f"arn:{call.partition}:iam::{call.account}:role/*"]
+            named = []
+        for value in named:
+            if value.startswith("arn:") and ":role/" in value:
+                roles.append(value)
+            elif not value.startswith("arn:"):
+                roles.append(f"arn:{call.partition}:iam::{call.account}:role/{value}")
+        if not roles and entry.get("always"):
+            roles = [f"arn:{call.partition}:iam::{call.account}:role/*"]
+        if roles:
+            p = _permission("iam:PassRole", call, catalog, "side:pass-role", entry["note"], roles, True,
+                            (("iam:PassedToService", entry["service"]),))
+            if p is not None:
+                out.append(p)
+    return out
+
+
+def _account_of(principal: str, fallback: str) -> str:
+    parts = principal.split(":", 5)
+    return parts[4] if len(parts) > 4 and parts[0] == "arn" and parts[4] else fallback
+
+
+def explain(source: str, name: str, fields: Fields = (), *, region: str = "us-east-1",
+            account: str = "123456789012") -> Mapping:
+    """The mapping of one eventSource/eventName, for `lpgen explain`."""
+    return map_call(Call(source=source, name=name, fields=fields, region=region, account=account))
+
+
+
+
+# -- what CloudTrail can show ----------------------------------------------------
+
+MANAGEMENT, DATA, NEVER = "management", "data", "never"
+
+
+@functools.cache
+def _observability() -> tuple[tuple[re.Pattern[str], ...], frozenset[str]]:
+    data = load("observability.json")
+    globs = [g for group in data["data_events"]["values"].values() for g in group]
+    patterns = tuple(re.compile("^" + re.escape(g.lower()).replace(r"\*", ".*") + "$") for g in globs)
+    return patterns, frozenset(a.lower() for a in data["never_logged"]["values"])
+
+
+def observability(action: str) -> str:
+    """How CloudTrail could show a use of ``action``: ``management`` (every trail), ``data``
+    (only trails logging data events), or ``never`` (no event of its own, e.g. iam:PassRole)."""
+    patterns, never = _observability()
+    low = action.lower()
+    if low in never:
+        return NEVER
+    return DATA if any(p.match(low) for p in patterns) else MANAGEMENT
+
+
+# -- one raw record, and rendering ---------------------------------------------------
+
+
+def map_record(record: Any, catalog: Catalog | None = None) -> tuple[Event, Mapping]:
+    """Normalise and map one raw record (a dict or decoded :class:`~lpgen.records.RawRecord`).
+
+    Raises :class:`lpgen.normalize.BadRecord` for a record lpgen cannot use.
+    """
+    import msgspec
+
+    from lpgen.normalize import BadRecord, normalize
+    from lpgen.records import RawRecord, record_decoder
+
+    if not isinstance(record, RawRecord):
+        try:
+            record = record_decoder.decode(msgspec.json.encode(record))
+        except (msgspec.DecodeError, TypeError, ValueError) as exc:
+            raise BadRecord(f"unreadable record: {exc}") from None
+    event = normalize(record)
+    return event, map_event(event, catalog)
+
+
+def mapping_dict(m: Mapping) -> dict[str, Any]:
+    return {
+        "eventSource": m.source, "eventName": m.name, "status": m.status, "prefix": m.prefix,
+        "operation": m.operation, "provenance": m.provenance, "reason": m.reason, "actions": list(m.actions),
+        "permissions": [{"action": p.action, "resources": list(p.resources), "provenance": p.provenance,
+                         "note": p.note, "side": p.side, "observability": observability(p.action),
+                         "conditions": {k: v for k, v in p.conditions}} for p in m.permissions],
+    }
+
+
+def render_explanation(m: Mapping, fmt: str = "text") -> str:
+    if fmt == "json":
+        import json
+
+        return json.dumps(mapping_dict(m), indent=2, sort_keys=True) + "\n"
+    lines = [f"{m.source} {m.name}"]
+    if m.operation and m.operation != m.name:
+        lines.append(f"  operation: {m.operation} (version suffix removed)")
+    lines.append(f"  status: {m.status}" + (f"  (IAM prefix {m.prefix})" if m.prefix else ""))
+    for p in m.permissions:
+        extra = "".join(f" [{k}={v}]" for k, v in p.conditions)
+        lines.append(f"  {'+ ' if p.side else '→ '}{p.action}  on {', '.join(p.resources)}{extra}")
+        lines.append(f"      {p.provenance}; CloudTrail shows it: {observability(p.action)}" + (f"; {p.note}" if p.note else ""))
+    lines.append(f"  why: {m.provenance or 'no mapping'}: {m.reason}")
+    return "\n".join(lines) + "\n"
