@@ -15,7 +15,7 @@ from lpgen import __version__
 from lpgen.filters import FilterError, Window, parse_instant, principal_matcher
 from lpgen.graph import UsageGraph
 from lpgen.mine import MineOptions, MineReport, mine
-from lpgen.mapping import explain, map_record, mapping_dict, render_explanation
+from lpgen.mapping import Call, explain, map_call, map_record, mapping_dict, render_explanation
 from lpgen.model import Problem
 from lpgen.normalize import BadRecord
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, decode
@@ -143,16 +143,17 @@ def summary_command(store, fmt):
 @store_option
 @principal_option
 @format_option("json", "graphml")
+@click.option("--calls", is_flag=True, help="Nodes for CloudTrail calls instead of the IAM actions they map to.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
 @library_errors
-def graph_command(store, principals, fmt, output):
-    """Export the usage graph (principal → call → resource)."""
+def graph_command(store, principals, fmt, calls, output):
+    """Export the usage graph (principal → IAM action → resource)."""
     with UsageStore(store, create=False) as usage_store:
         rows = usage_store.usage()
         if principals:
             wanted = principal_matcher(tuple(principals))
             rows = (r for r in rows if wanted(r.principal))
-        graph = UsageGraph.from_rows(rows)
+        graph = UsageGraph.from_rows(rows, mapper=None if calls else lambda row: map_call(Call.of_row(row)))
     text = graph.to_json() if fmt == "json" else graph.to_graphml()
     if output:
         output.write_text(text, encoding="utf-8")

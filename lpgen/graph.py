@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import networkx as nx
@@ -29,10 +29,15 @@ class UsageGraph:
         self._g = nx.MultiDiGraph(schema=SCHEMA_VERSION)
 
     @classmethod
-    def from_rows(cls, rows: Iterable[UsageRow]) -> UsageGraph:
+    def from_rows(cls, rows: Iterable[UsageRow], *, mapper: Callable[[UsageRow], Any] | None = None) -> UsageGraph:
+        """The graph of aggregates; with ``mapper`` (row → :class:`lpgen.mapping.Mapping`), by IAM action."""
         graph = cls()
         for row in rows:
-            graph.add_call(row)
+            mapping = mapper(row) if mapper is not None else None
+            if mapping is not None and mapping.permissions:
+                graph.add_permissions(row, mapping)
+            else:
+                graph.add_call(row)
         return graph
 
     def add_call(self, row: UsageRow) -> None:
@@ -41,6 +46,15 @@ class UsageGraph:
         self._edge(principal, call, row)
         for resource in resource_names(row.fields):
             self._edge(call, self._node("resource", resource), row, via=row.principal)
+
+    def add_permissions(self, row: UsageRow, mapping: Any) -> None:
+        principal = self._node("principal", row.principal)
+        for permission in mapping.permissions:
+            action = self._node("action", permission.action)
+            self._g.nodes[action]["provenance"] = permission.provenance
+            self._edge(principal, action, row)
+            for resource in permission.resources:
+                self._edge(action, self._node("resource", resource), row, via=row.principal)
 
     def _node(self, kind: str, name: str) -> str:
         key = f"{kind}:{name}"

@@ -119,7 +119,7 @@ def test_graph_exports_json_and_graphml(demo_db, tmp_path):
     data = json.loads(run("graph", "--store", demo_db, "--principal", "reports-reader-role-*").output)
     assert data["schema"] == 1
     kinds = {n["kind"] for n in data["nodes"]}
-    assert kinds == {"principal", "call", "resource"}
+    assert kinds == {"principal", "action", "resource"}
     run("graph", "--store", demo_db, "--format", "graphml", "-o", str(tmp_path / "g.graphml"))
     graph = nx.read_graphml(tmp_path / "g.graphml")
     assert "principal:arn:aws:iam::210987654321:user/alice" in graph
@@ -163,3 +163,43 @@ def test_every_mine_option_is_documented():
         for opt in getattr(param, "opts", []):
             if opt.startswith("--"):
                 assert opt in README, f"README does not document {opt}"
+
+
+# -- mapping commands ----------------------------------------------------------------
+
+
+def test_explain_head_object_says_get_object_and_why():
+    out = run("explain", "s3.amazonaws.com", "HeadObject").output
+    assert "→ s3:GetObject" in out and "why:" in out and "HeadObject" in out
+    data = json.loads(run("explain", "s3.amazonaws.com", "HeadObject", "--format", "json").output)
+    assert data["actions"] == ["s3:GetObject"] and data["status"] == "used"
+
+
+def test_explain_scopes_resources_from_params():
+    data = json.loads(run("explain", "dynamodb.amazonaws.com", "GetItem", "--param", "tableName=orders",
+                          "--region", "eu-west-1", "--account", "111122223333", "--format", "json").output)
+    assert data["permissions"][0]["resources"] == ["arn:aws:dynamodb:eu-west-1:111122223333:table/orders"]
+
+
+def test_explain_rejects_a_param_without_value():
+    result = CliRunner().invoke(main, ["explain", "s3.amazonaws.com", "GetObject", "--param", "bucketName"])
+    assert result.exit_code == 2 and "PATH=VALUE" in result.output
+
+
+def test_map_prints_one_line_per_event(tmp_path):
+    write_log(tmp_path / "log.json.gz", [make_record(name="GetItem"), make_record(name="Bogus"),
+                                         {"eventVersion": "1"}])
+    result = CliRunner().invoke(main, ["map", str(tmp_path / "log.json.gz")])
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [(l["eventName"], l["status"], l["actions"]) for l in lines] == [
+        ("GetItem", "used", ["dynamodb:GetItem"]), ("Bogus", "unknown", [])]
+    assert lines[0]["principal"].endswith("orders-api-role") and lines[0]["eventID"]
+    assert "record 2" in result.output
+
+
+def test_graph_by_action_and_by_call(demo_db):
+    by_action = json.loads(run("graph", "--store", demo_db, "--principal", "orders-api-role-*").output)
+    assert "action:dynamodb:GetItem" in {n["id"] for n in by_action["nodes"]}
+    by_call = json.loads(run("graph", "--store", demo_db, "--principal", "orders-api-role-*", "--calls").output)
+    assert "call:dynamodb.amazonaws.com:GetItem" in {n["id"] for n in by_call["nodes"]}
