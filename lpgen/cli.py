@@ -13,11 +13,14 @@ import click
 
 from lpgen import __version__
 from lpgen.filters import FilterError, Window, parse_instant, principal_matcher
+from lpgen.generate import MANAGED_POLICY_LIMIT, GenerateOptions, generate
 from lpgen.graph import UsageGraph
 from lpgen.mine import MineOptions, MineReport, mine
 from lpgen.mapping import Call, explain, map_call, map_record, mapping_dict, render_explanation
 from lpgen.model import Problem
 from lpgen.normalize import BadRecord
+from lpgen.policy_formats import render as render_policies
+from lpgen.policy_formats import render_evidence
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, decode
 from lpgen.sources.local import open_source
 from lpgen.store import DEFAULT_PATH, StoreError, UsageStore
@@ -209,3 +212,62 @@ def map_command(sources, fmt, max_inflate):
                 click.echo(json.dumps({"eventID": event.event_id, "principal": event.principal,
                                        **mapping_dict(mapped)}, sort_keys=True))
     _warn(problems)
+
+
+@main.command("generate")
+@click.argument("sources", nargs=-1, metavar="[SOURCE...]")
+@store_option
+@window_options
+@principal_option
+@format_option("json", "sam", "terraform", "cloudformation")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
+@click.option("--include-denied", is_flag=True, help="Also grant what was wanted and denied (marked in the Sid).")
+@click.option("--conditions", is_flag=True,
+              help="Add iam:PassedToService, kms:ViaService and aws:RequestedRegion conditions.")
+@click.option("--compact", is_flag=True, help="Action wildcards, only where every action under one was observed.")
+@click.option("--generalize", type=click.Choice(["account", "region", "account,region", "region,account"]),
+              help="Replace accounts and/or regions in ARNs by *.")
+@click.option("--prefix-threshold", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Distinct object keys or ids before they collapse to a common prefix.")
+@click.option("--no-baseline", is_flag=True, help="Leave out what the Lambda service needs on a role's behalf.")
+@click.option("--explain", "show_evidence", is_flag=True, help="Print the evidence of every action on stderr.")
+@click.option("--workers", type=click.IntRange(min=1), default=min(4, os.cpu_count() or 1), show_default=True,
+              help="Worker processes when mining SOURCEs first.")
+@library_errors
+def generate_command(sources, store, since, until, principals, fmt, output, include_denied, conditions, compact,
+                     generalize, prefix_threshold, no_baseline, show_evidence, workers):
+    """Print the minimal policy that allows exactly what each principal did.
+
+    With SOURCEs, mines them into the store first. With one principal, prints
+    its policy document; otherwise a JSON object keyed by principal ARN.
+    """
+    window = make_window(since, until)
+    with UsageStore(store, create=bool(sources)) as usage_store:
+        if sources:
+            report = mine([open_source(s) for s in sources], usage_store, MineOptions(window=window), workers=workers)
+            _warn(report.problems)
+        wanted = principal_matcher(tuple(principals))
+        rows = [r for r in usage_store.usage(include_service=True)
+                if (wanted is None or r.principal.startswith("service:") or wanted(r.principal))
+                and (window.since is None or r.last_seen >= window.since)
+                and (window.until is None or r.first_seen <= window.until)]
+    options = GenerateOptions(include_denied=include_denied, conditions=conditions, compact=compact,
+                              generalize=frozenset((generalize or "").split(",")) - {""},
+                              prefix_threshold=prefix_threshold, baseline=not no_baseline)
+    policies = generate(rows, options)
+    if wanted is not None:
+        policies = {p: g for p, g in policies.items() if wanted(p)}
+    if not policies:
+        raise click.ClickException("no principal with usage in the store matches")
+    text = render_policies(policies, fmt)
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+    if show_evidence:
+        click.echo(render_evidence(policies), err=True, nl=False)
+    for principal, policy in policies.items():
+        parts = policy.split()
+        if len(parts) > 1:
+            click.echo(f"note: the policy of {principal} exceeds {MANAGED_POLICY_LIMIT:,} characters: "
+                       f"split into {len(parts)} managed policies", err=True)

@@ -1,0 +1,310 @@
+"""Generate the minimal policy per principal from the usage store's aggregates.
+
+Pure: aggregates in, policies out. Each used call is mapped to its IAM actions
+(:mod:`lpgen.mapping`); resources are collapsed conservatively; actions with the
+same resources (and conditions) share a statement; everything is sorted, so two
+runs give byte-identical output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from lpgen.catalog import Catalog, load_catalog
+from lpgen.mapping import USED, WANTED, Call, map_call
+from lpgen.model import DENIED
+from lpgen.store import UsageRow
+
+#: IAM limits on policy size, counted without whitespace.
+MANAGED_POLICY_LIMIT = 6144
+INLINE_POLICIES_LIMIT = 10240
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenerateOptions:
+    include_denied: bool = False
+    conditions: bool = False
+    compact: bool = False  # action wildcards, only where every action under one was observed
+    generalize: frozenset[str] = frozenset()  # "account", "region"
+    prefix_threshold: int = 10  # distinct object keys (or trailing ids) before collapsing to a prefix
+    baseline: bool = True  # Lambda execution roles: what the Lambda service uses on the role's behalf
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
+    """Why an action is in the policy: the calls that needed it."""
+
+    calls: tuple[str, ...]  # "eventSource:eventName"
+    count: int
+    denied: int
+    first_seen: str
+    last_seen: str
+    regions: tuple[str, ...]
+    samples: tuple[str, ...]
+    provenance: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Statement:
+    sid: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    conditions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (operator, key, values)
+
+    def document(self) -> dict:
+        doc: dict = {"Sid": self.sid, "Effect": "Allow",
+                     "Action": list(self.actions) if len(self.actions) > 1 else self.actions[0],
+                     "Resource": list(self.resources) if len(self.resources) > 1 else self.resources[0]}
+        if self.conditions:
+            block: dict = {}
+            for operator, key, values in self.conditions:
+                block.setdefault(operator, {})[key] = list(values) if len(values) > 1 else values[0]
+            doc["Condition"] = block
+        return doc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GeneratedPolicy:
+    principal: str
+    statements: tuple[Statement, ...]
+    evidence: dict[str, Evidence] = field(compare=False)
+    notes: tuple[str, ...] = ()
+
+    def document(self, statements: Iterable[Statement] | None = None) -> dict:
+        return {"Version": "2012-10-17",
+                "Statement": [s.document() for s in (self.statements if statements is None else statements)]}
+
+    def split(self, limit: int = MANAGED_POLICY_LIMIT) -> list[dict]:
+        """The policy as documents that each fit ``limit`` characters without whitespace."""
+        parts: list[list[Statement]] = [[]]
+        for statement in self.statements:
+            if parts[-1] and size(self.document([*parts[-1], statement])) > limit:
+                parts.append([])
+            parts[-1].append(statement)
+        return [self.document(p) for p in parts]
+
+
+def size(document: dict) -> int:
+    """Characters IAM counts against a policy's size limit (whitespace excluded)."""
+    return len(json.dumps(document, separators=(",", ":")))
+
+
+def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOptions(),
+             catalog: Catalog | None = None) -> dict[str, GeneratedPolicy]:
+    """The minimal policy of every principal in ``rows`` (service-initiated rows only inform baselines)."""
+    catalog = catalog or load_catalog()
+    per: dict[str, list[tuple[UsageRow, object]]] = defaultdict(list)
+    lambda_functions: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for row in rows:
+        if row.principal.startswith("service:"):
+            _note_lambda_role(row, lambda_functions)
+            continue
+        if row.error_class == DENIED and not options.include_denied:
+            continue
+        mapping = map_call(Call.of_row(row), catalog)
+        if mapping.status in (USED, WANTED):
+            per[row.principal].append((row, mapping))
+    policies = {}
+    for principal in sorted(set(per) | (set(lambda_functions) if options.baseline else set())):
+        policies[principal] = _policy(principal, per.get(principal, []), lambda_functions.get(principal, set()),
+                                      options, catalog)
+    return policies
+
+
+def _note_lambda_role(row: UsageRow, functions: dict[str, set[tuple[str, str]]]) -> None:
+    """The Lambda service assuming a role marks it as a function's execution role."""
+    if row.principal != "service:lambda.amazonaws.com" or row.name != "AssumeRole":
+        return
+    values = dict(row.fields)
+    role, session = values.get("roleArn"), values.get("roleSessionName")
+    if role and session:
+        functions[role].add((session, row.region))
+
+
+def _policy(principal: str, used: list, functions: set[tuple[str, str]], options: GenerateOptions,
+            catalog: Catalog) -> GeneratedPolicy:
+    grants: dict[tuple[str, bool], set[str]] = defaultdict(set)  # (action, denied) → resources
+    conditions: dict[tuple[str, bool], set[tuple[str, str, str]]] = defaultdict(set)
+    evidence: dict[str, list] = {}
+    regions: dict[tuple[str, bool], set[str]] = defaultdict(set)
+    for row, mapping in used:
+        denied = row.error_class == DENIED
+        for p in mapping.permissions:
+            key = (p.action, denied)
+            grants[key].update(p.resources)
+            regions[key].add(row.region)
+            if options.conditions:
+                for k, v in p.conditions:
+                    conditions[key].add(("StringEquals", k, v))
+            _add_evidence(evidence, p.action, row, p.provenance, denied)
+    notes = []
+    if options.baseline and functions:
+        for action, arn in _lambda_baseline(principal, functions):
+            grants[(action, False)].add(arn)
+            _add_evidence(evidence, action, None, "baseline:lambda-logs", False)
+        notes.append("Lambda execution role of " + ", ".join(sorted({f for f, _ in functions}))
+                     + ": logs:CreateLogGroup/CreateLogStream/PutLogEvents added as baseline (the Lambda service "
+                     "writes the function's logs with the role; CloudTrail does not show PutLogEvents)")
+    if options.conditions:
+        for key, seen in regions.items():
+            if all(r not in ("unknown",) for r in seen) and not key[0].startswith(("iam:", "sts:")):
+                conditions[key].add(("StringEquals", "aws:RequestedRegion", ",".join(sorted(seen))))
+    statements = _statements(grants, conditions, options, catalog)
+    return GeneratedPolicy(principal=principal, statements=statements, notes=tuple(notes),
+                           evidence={a: _evidence(e) for a, e in sorted(evidence.items())})
+
+
+def _lambda_baseline(principal: str, functions: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    parts = principal.split(":")
+    partition, account = parts[1], parts[4]
+    out = []
+    for function, region in sorted(functions):
+        group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function}"
+        out += [("logs:CreateLogGroup", group), ("logs:CreateLogStream", f"{group}:*"),
+                ("logs:PutLogEvents", f"{group}:*")]
+    return out
+
+
+def _add_evidence(evidence: dict, action: str, row: UsageRow | None, provenance: str, denied: bool) -> None:
+    e = evidence.setdefault(action, {"calls": set(), "count": 0, "denied": 0, "first": None, "last": None,
+                                     "regions": set(), "samples": set(), "provenance": set()})
+    e["provenance"].add(provenance)
+    if row is None:
+        return
+    e["calls"].add(f"{row.source}:{row.name}")
+    e["denied" if denied else "count"] += row.count
+    e["first"] = row.first_seen if e["first"] is None else min(e["first"], row.first_seen)
+    e["last"] = row.last_seen if e["last"] is None else max(e["last"], row.last_seen)
+    e["regions"].add(row.region)
+    e["samples"].update(row.samples)
+
+
+def _evidence(e: dict) -> Evidence:
+    return Evidence(calls=tuple(sorted(e["calls"])), count=e["count"], denied=e["denied"],
+                    first_seen=e["first"] or "", last_seen=e["last"] or "", regions=tuple(sorted(e["regions"])),
+                    samples=tuple(sorted(e["samples"])[:3]), provenance=tuple(sorted(e["provenance"])))
+
+
+def _statements(grants, conditions, options: GenerateOptions, catalog: Catalog) -> tuple[Statement, ...]:
+    groups: dict[tuple, set[str]] = defaultdict(set)
+    for (action, denied), resources in grants.items():
+        scoped = collapse(resources, options)
+        if denied and any(action == a for (a, d) in grants if not d):
+            continue  # also allowed by a used call: the allowed statement covers it
+        conds = _merge_conditions(conditions.get((action, denied), set()))
+        groups[(scoped, conds, denied)].add(action)
+    if options.compact:
+        groups = {k: _compact(v, catalog) for k, v in groups.items()}
+    ordered = sorted(groups.items(), key=lambda kv: (kv[0][2], sorted(kv[1])[0], kv[0][0], kv[0][1]))
+    statements, used_sids = [], defaultdict(int)
+    for (resources, conds, denied), actions in ordered:
+        sid = _sid(actions, resources, denied)
+        used_sids[sid] += 1
+        if used_sids[sid] > 1:
+            sid = f"{sid}{used_sids[sid]}"
+        statements.append(Statement(sid=sid, actions=tuple(sorted(actions)), resources=resources, conditions=conds))
+    return tuple(statements)
+
+
+def _merge_conditions(found: set[tuple[str, str, str]]) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    merged: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for operator, key, value in found:
+        merged[(operator, key)].update(value.split(",") if key == "aws:RequestedRegion" else [value])
+    return tuple((op, key, tuple(sorted(values))) for (op, key), values in sorted(merged.items()))
+
+
+def _sid(actions: set[str], resources: tuple[str, ...], denied: bool) -> str:
+    prefixes = sorted({a.split(":", 1)[0] for a in actions})
+    name = "".join(re.sub(r"[^A-Za-z0-9]", "", p.title()) for p in prefixes[:3]) or "Actions"
+    scope = "AnyResource" if resources == ("*",) else "Scoped"
+    return ("WantedButDenied" if denied else "") + name + scope
+
+
+def _compact(actions: set[str], catalog: Catalog) -> set[str]:
+    """Replace groups of actions by ``prefix:Verb*`` where every catalogue action it covers is present."""
+    by_prefix: dict[str, set[str]] = defaultdict(set)
+    for a in actions:
+        by_prefix[a.split(":", 1)[0]].add(a.split(":", 1)[1])
+    out = set()
+    for prefix, names in by_prefix.items():
+        verbs = defaultdict(set)
+        for n in names:
+            m = re.match(r"^[A-Z][a-z]+", n)
+            verbs[m.group(0) if m else n].add(n)
+        for verb, group in verbs.items():
+            everything = {a.name for a in catalog.matching(f"{prefix}:{verb}*")}
+            if len(group) > 1 and everything and everything <= group:
+                out.add(f"{prefix}:{verb}*")
+            else:
+                out.update(f"{prefix}:{n}" for n in group)
+    return out
+
+
+# -- resources ----------------------------------------------------------------------
+
+
+def collapse(resources: Iterable[str], options: GenerateOptions = GenerateOptions()) -> tuple[str, ...]:
+    """Fewer ARNs, conservatively: ``*`` wins; S3 object keys collapse to their deepest common
+    prefix, and ARNs differing only in a trailing id to a wildcard, once there are more than
+    ``prefix_threshold`` of them; account and region become ``*`` only when asked."""
+    arns = set(resources)
+    if "*" in arns:
+        return ("*",)
+    arns = {_generalize(a, options.generalize) for a in arns}
+    groups: dict[str, set[str]] = defaultdict(set)
+    for arn in arns:
+        head, sep, tail = _split_tail(arn)
+        groups[head + sep].add(tail)
+    out = set()
+    for head, tails in groups.items():
+        objects = ":s3:::" in head and head.endswith("/")
+        if (len(tails) > options.prefix_threshold and "*" not in tails
+                and (objects or all(_ID_LIKE.search(t) for t in tails))):
+            prefix = _common_prefix(tails)
+            out.add(head + prefix + "*")
+        else:
+            out.update(head + t for t in tails)
+    # Drop ARNs covered by a wildcard in the same set.
+    wild = [a[:-1] for a in out if a.endswith("*")]
+    return tuple(sorted(a for a in out if not any(a != w + "*" and a.startswith(w) for w in wild)))
+
+
+#: A generated identifier (UUID, instance id, hex stream name): collapsible; a chosen name is not.
+_ID_LIKE = re.compile(r"[0-9a-f]{8,}|\d{6,}")
+
+
+def _split_tail(arn: str) -> tuple[str, str, str]:
+    """(head, separator, tail): S3 objects split after the bucket, others at the last / or :."""
+    if arn.startswith("arn:") and ":s3:::" in arn and "/" in arn:
+        bucket, _, key = arn.partition("/")
+        return bucket, "/", key
+    resource = arn.split(":", 5)[5] if arn.count(":") >= 5 else arn
+    cut = arn.rfind(":") if ":" in resource else arn.rfind("/")
+    return (arn[:cut], arn[cut], arn[cut + 1:]) if cut > 0 else (arn, "", "")
+
+
+def _common_prefix(tails: set[str]) -> str:
+    """The deepest common prefix, cut back to a path separator for S3-style keys."""
+    first, last = min(tails), max(tails)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    prefix = first[:n]
+    return prefix[: prefix.rfind("/") + 1] if "/" in prefix else ""
+
+
+def _generalize(arn: str, what: frozenset[str]) -> str:
+    if not what or not arn.startswith("arn:"):
+        return arn
+    parts = arn.split(":", 5)
+    if len(parts) < 6:
+        return arn
+    if "region" in what and parts[3]:
+        parts[3] = "*"
+    if "account" in what and parts[4]:
+        parts[4] = "*"
+    return ":".join(parts)
