@@ -8,6 +8,7 @@ runs give byte-identical output.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections import defaultdict
@@ -103,6 +104,8 @@ def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOption
         if row.principal.startswith("service:"):
             _note_lambda_role(row, lambda_functions)
             continue
+        if not row.principal.startswith("arn:"):  # web identities, SAML users: no identity policy to write
+            continue
         if row.error_class == DENIED and not options.include_denied:
             continue
         mapping = map_call(Call.of_row(row), catalog)
@@ -145,6 +148,7 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
     if options.baseline and functions:
         for action, arn in _lambda_baseline(principal, functions):
             grants[(action, False)].add(arn)
+            regions[(action, False)].add(arn.split(":")[3])
             _add_evidence(evidence, action, None, "baseline:lambda-logs", False)
         notes.append("Lambda execution role of " + ", ".join(sorted({f for f, _ in functions}))
                      + ": logs:CreateLogGroup/CreateLogStream/PutLogEvents added as baseline (the Lambda service "
@@ -192,9 +196,12 @@ def _evidence(e: dict) -> Evidence:
 def _statements(grants, conditions, options: GenerateOptions, catalog: Catalog) -> tuple[Statement, ...]:
     groups: dict[tuple, set[str]] = defaultdict(set)
     for (action, denied), resources in grants.items():
+        if denied:  # what a used call's grant already covers needs no denied statement
+            allowed = collapse(grants.get((action, False), ()), options)
+            resources = {r for r in resources if not any(fnmatch.fnmatchcase(r, a) for a in allowed)}
+            if not resources:
+                continue
         scoped = collapse(resources, options)
-        if denied and any(action == a for (a, d) in grants if not d):
-            continue  # also allowed by a used call: the allowed statement covers it
         conds = _merge_conditions(conditions.get((action, denied), set()))
         groups[(scoped, conds, denied)].add(action)
     if options.compact:

@@ -402,7 +402,16 @@ def _events(call: Call) -> list[str]:
     return out
 
 
+def _cloudformation(call: Call) -> list[str]:
+    # A stack's ARN ends in a generated id that a stack name does not carry.
+    out = [_arn(call, "cloudformation", f"stack/{n}/*") for n in call.ending("stackName") if not n.startswith("arn:")]
+    out += [_arn(call, "cloudformation", f"changeSet/{n}/*") for n in call.ending("changeSetName")
+            if not n.startswith("arn:")]
+    return out
+
+
 _BUILDERS = {
+    "cloudformation.amazonaws.com": _cloudformation,
     "s3.amazonaws.com": _s3,
     "dynamodb.amazonaws.com": _dynamodb,
     "lambda.amazonaws.com": _lambda,

@@ -1,0 +1,151 @@
+"""Generation: the demo's roles get the policies a reviewer would write by hand."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from lpgen.catalog import load_catalog
+from lpgen.generate import GenerateOptions, collapse, generate, size
+from lpgen.mine import mine
+from lpgen.policy_formats import render
+from lpgen.sources.local import LocalSource
+from lpgen.store import UsageStore
+
+from .conftest import DEMO
+
+ACCOUNT = "210987654321"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/service-role"
+ORDERS, READER, NOTIFIER, CONFIG = (f"{ROLE}/orders-api-role-p9q8r7", f"{ROLE}/reports-reader-role-k2j4h6",
+                                    f"{ROLE}/notifier-role-a1b2c3", f"{ROLE}/config-loader-role-z7x8c9")
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    with UsageStore(tmp_path_factory.mktemp("gen") / "usage.db") as store:
+        mine([LocalSource(DEMO / "AWSLogs")], store)
+        return list(store.usage(include_service=True))
+
+
+def grants(policy) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for s in policy.statements:
+        for a in s.actions:
+            out.setdefault(a, set()).update(s.resources)
+    return out
+
+
+def test_dynamodb_crud_role_gets_its_table_and_index_only(rows):
+    got = grants(generate(rows)[ORDERS])
+    table = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/orders"
+    assert {a: r for a, r in got.items() if a.startswith("dynamodb:")} == {
+        "dynamodb:DeleteItem": {table}, "dynamodb:DescribeTable": {table}, "dynamodb:GetItem": {table},
+        "dynamodb:PutItem": {table}, "dynamodb:UpdateItem": {table},  # ConditionalCheckFailed calls were authorized
+        "dynamodb:Query": {table, f"{table}/index/by-customer"},
+    }
+
+
+def test_s3_reader_gets_the_prefix_it_read_and_not_what_was_denied(rows):
+    got = grants(generate(rows)[READER])
+    assert got["s3:GetObject"] == {"arn:aws:s3:::acme-reports-prod/reports/2026/11/*"}
+    assert got["s3:ListBucket"] == {"arn:aws:s3:::acme-reports-prod"}
+    assert not any("finance" in r for rs in got.values() for r in rs)
+
+
+def test_denied_calls_are_granted_only_on_request_and_marked(rows):
+    policy = generate(rows, GenerateOptions(include_denied=True))[CONFIG]
+    denied = [s for s in policy.statements if s.sid.startswith("WantedButDenied")]
+    assert [(s.actions, s.resources) for s in denied] == [
+        (("ssm:GetParameter",), (f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/config/billing/api-key",))]
+    assert "billing" not in json.dumps(generate(rows)[CONFIG].document())
+
+
+def test_sqs_poller_gets_single_item_actions_and_kms_through_services(rows):
+    policy = generate(rows, GenerateOptions(conditions=True))[NOTIFIER]
+    got = grants(policy)
+    queue = f"arn:aws:sqs:eu-west-1:{ACCOUNT}:notify-jobs"
+    assert got["sqs:DeleteMessage"] == {queue} and "sqs:DeleteMessageBatch" not in got
+    assert got["sns:Publish"] == {f"arn:aws:sns:eu-west-1:{ACCOUNT}:order-events"}
+    decrypt = next(s for s in policy.statements if "kms:Decrypt" in s.actions)
+    assert ("StringEquals", "kms:ViaService", ("sns.eu-west-1.amazonaws.com", "sqs.eu-west-1.amazonaws.com")) in \
+        decrypt.conditions
+
+
+def test_lambda_roles_get_their_log_group_as_baseline(rows):
+    got = grants(generate(rows)[ORDERS])
+    group = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/orders-api"
+    assert got["logs:PutLogEvents"] == {f"{group}:*"} and got["logs:CreateLogGroup"] == {group}
+    assert "logs:PutLogEvents" not in grants(generate(rows, GenerateOptions(baseline=False))[ORDERS])
+
+
+def test_no_policy_for_identities_without_identity_policies(rows):
+    assert all(p.startswith("arn:") for p in generate(rows))
+
+
+def test_every_action_exists_and_every_resource_fits_its_action(rows):
+    catalog = load_catalog()
+    for policy in generate(rows, GenerateOptions(include_denied=True)).values():
+        for s in policy.statements:
+            for action in s.actions:
+                assert catalog.has_action(action), action
+                for resource in s.resources:
+                    if resource != "*":  # a wildcard must stand for ARNs of the action's resource types
+                        examples = [resource.replace("*", sub) for sub in ("x", "x/y", "log-stream:x")]
+                        assert any(catalog.match_resource_type(action, e) for e in examples), (action, resource)
+
+
+def test_two_runs_are_byte_identical(rows):
+    for fmt in ("json", "sam", "terraform", "cloudformation"):
+        assert render(generate(rows), fmt) == render(generate(list(reversed(rows))), fmt)
+
+
+@pytest.mark.parametrize(("arns", "expected"), [
+    pytest.param([f"arn:aws:s3:::b/reports/2026/{i:02d}/x.csv" for i in range(12)], ("arn:aws:s3:::b/reports/2026/*",),
+                 id="object_keys_collapse_to_their_deepest_common_prefix"),
+    pytest.param([f"arn:aws:s3:::b/k{i}" for i in range(5)], tuple(f"arn:aws:s3:::b/k{i}" for i in range(5)),
+                 id="few_keys_stay_as_they_are"),
+    pytest.param([f"arn:aws:dynamodb:eu-west-1:1:table/t{i}" for i in range(20)],
+                 tuple(sorted(f"arn:aws:dynamodb:eu-west-1:1:table/t{i}" for i in range(20))),
+                 id="chosen_names_never_collapse"),
+    pytest.param([f"arn:aws:kms:eu-west-1:1:key/{i:08x}-1111-2222-3333-444455556666" for i in range(11)],
+                 ("arn:aws:kms:eu-west-1:1:key/*",), id="generated_ids_collapse_to_a_wildcard"),
+    pytest.param(["*", "arn:aws:s3:::b"], ("*",), id="star_wins"),
+])
+def test_collapse(arns, expected):
+    assert collapse(arns) == expected
+
+
+def test_no_account_or_region_wildcard_unless_asked():
+    arn = "arn:aws:sqs:eu-west-1:111122223333:q"
+    assert collapse([arn]) == (arn,)
+    assert collapse([arn], GenerateOptions(generalize=frozenset({"account", "region"}))) == ("arn:aws:sqs:*:*:q",)
+
+
+def test_compact_uses_a_wildcard_only_when_every_action_under_it_was_seen(rows):
+    catalog = load_catalog()
+    every_list = {a.full_name for a in catalog.matching("sqs:List*")}
+    from lpgen.generate import _compact
+    assert _compact(every_list, catalog) == {"sqs:List*"}
+    assert _compact(set(sorted(every_list)[:-1]), catalog) == set(sorted(every_list)[:-1])
+    policy = generate(rows, GenerateOptions(compact=True))[ORDERS]
+    assert not any(re.search(r":[a-z]+\*$", a) for s in policy.statements for a in s.actions)
+
+
+def test_large_policy_is_split_under_the_managed_policy_limit(rows):
+    policy = generate(rows, GenerateOptions(prefix_threshold=10_000))[READER]
+    parts = policy.split(limit=400)
+    assert len(parts) > 1 and all(size(p) <= 400 or len(p["Statement"]) == 1 for p in parts)
+    assert sum(len(p["Statement"]) for p in parts) == len(policy.statements)
+
+
+def test_sam_snippet_uses_sub_for_the_account_and_region(rows):
+    text = render({READER: generate(rows)[READER]}, "sam")
+    assert "!Sub \"arn:${AWS::Partition}:s3:::acme-reports-prod\"" in text
+    assert "${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/reports-reader" in text
+
+
+def test_terraform_escapes_policy_variables():
+    from lpgen.policy_formats import _hcl_list
+    assert _hcl_list(["arn:aws:s3:::b/${aws:username}/*"]) == '["arn:aws:s3:::b/$${aws:username}/*"]'
