@@ -527,7 +527,7 @@ def _s3_copy(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
         read = "s3:GetObjectVersion" if "versionId=" in query else "s3:GetObject"
         perms.append(_permission(read, call, catalog, "rule:s3-copy", "reads the copy source", [arn]))
         directive = (call.get("x-amz-tagging-directive") or ["COPY"])[0].upper()
-        if directive == "COPY":
+        if directive == "COPY" and op == "CopyObject":  # a part copy carries no tags
             perms.append(_permission("s3:GetObjectTagging", call, catalog, "rule:s3-copy",
                                      "tags are copied from the source (needed when it has tags)", [arn]))
             perms.append(_permission("s3:PutObjectTagging", call, catalog, "rule:s3-copy",

@@ -683,10 +683,6 @@ def test_create_table_with_customer_key_needs_describe_key_and_create_grant_via_
 @pytest.mark.parametrize(("source", "name"), [
     pytest.param("sts", "GetCallerIdentity", id="sts_get_caller_identity"),
     pytest.param("sts", "GetSessionToken", id="sts_get_session_token"),
-    pytest.param("dynamodb", "DescribeEndpoints", id="dynamodb_describe_endpoints"),
-    pytest.param("signin", "ConsoleLogin", id="console_login"),
-    pytest.param("signin", "CheckMFA", id="console_check_mfa"),
-    pytest.param("signin", "SwitchRole", id="console_switch_role"),
 ])
 def test_permissionless_call_needs_no_action(source, name):
     found = [m for m in case("13") if m.record["eventName"] == name]
@@ -699,9 +695,27 @@ def test_permissionless_call_needs_no_action(source, name):
         assert m.mapping.reason
 
 
+def test_dynamodb_describe_endpoints_is_not_permissionless_through_a_vpc_endpoint():
+    # MAPPING-CASES row 13 (after iam-dataset) lists it as permissionless; the DynamoDB Developer Guide says a
+    # call through a VPC endpoint must be allowed dynamodb:DescribeEndpoints, and the reviewed table follows it.
+    m = call("13", "DescribeEndpoints")
+    assert m.mapping.status == "used"
+    assert m.mapping.actions == ("dynamodb:DescribeEndpoints",)
+    assert m.mapping.provenance == "table"
+
+
+@pytest.mark.parametrize("name", ["ConsoleLogin", "CheckMfa", "SwitchRole"])
+def test_console_sign_in_event_is_no_action_at_all(name):
+    m = call("13", name)
+    assert m.record["eventType"] == "AwsConsoleSignIn"
+    assert m.mapping.status == "not-an-action"
+    assert m.mapping.permissions == ()
+    assert m.mapping.provenance == "table"
+
+
 def test_sign_in_events_are_not_iam_actions():
     catalog = load_catalog()
-    assert not any(catalog.has_action(f"signin:{n}") for n in ("ConsoleLogin", "CheckMFA", "SwitchRole"))
+    assert not any(catalog.has_action(f"signin:{n}") for n in ("ConsoleLogin", "CheckMfa", "SwitchRole"))
 
 
 # -- 14. eventSource ≠ IAM prefix -------------------------------------------------------
@@ -1009,8 +1023,8 @@ def test_get_object_through_an_access_point_is_scoped_to_the_access_point_object
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "a listing through an access point needs s3:ListBucket on the access point ARN; the engine scopes it to the "
-    "bucket from resources[]"))
+    "a listing through an access point needs s3:ListBucket on the access point ARN only; the engine grants it on "
+    "every ARN of resources[] that fits a ListBucket resource type, the bucket as well as the access point"))
 def test_list_through_an_access_point_is_scoped_to_the_access_point():
     m = call("24", "ListObjects")
     assert m.permission("s3:ListBucket").resources == (ACCESS_POINT,)
@@ -1035,10 +1049,11 @@ def test_direct_get_object_is_scoped_to_the_bucket_object():
     ("CreateLogStream", "logs:CreateLogStream", arn("logs", "log-group:/app/orders:log-stream:2026/11/02/worker-7")),
 ])
 def test_camel_case_request_key_names_the_resource(name, action, resource):
-    m = call("25", name)
-    assert not m.record.get("resources")  # the ARN can only come from requestParameters
-    assert m.mapping.actions == (action,)
-    assert m.permission(action).resources == (resource,)
+    record = call("25", name).record
+    # Without resources[] (only S3 gives it here), the ARN can only come from requestParameters.
+    _, mapping = map_record({k: v for k, v in record.items() if k != "resources"})
+    assert mapping.actions == (action,)
+    assert mapping.permissions[0].resources == (resource,)
 
 
 # -- the fixtures themselves ------------------------------------------------------------------
