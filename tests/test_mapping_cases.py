@@ -287,10 +287,6 @@ def test_copy_of_a_version_needs_get_object_version_and_the_actions_of_its_heade
         assert m.permission(action).resources == (destination,)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_s3_copy applies the CopyObject tagging-directive default (COPY) to UploadPartCopy too and adds "
-    "s3:GetObjectTagging/s3:PutObjectTagging; UploadPartCopy copies bytes only (no tagging directive, the "
-    "object's tags are set by CreateMultipartUpload)"))
 def test_upload_part_copy_needs_get_on_the_source_and_put_on_the_destination_only():
     m = call("04", "UploadPartCopy")
     assert m.main_actions == ["s3:GetObject", "s3:PutObject"]
