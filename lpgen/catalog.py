@@ -210,6 +210,10 @@ class Catalog:
     def resource_type(self, prefix: str, name: str) -> ResourceType | None:
         return self._service_resource_types(prefix.lower()).get(name.lower())
 
+    def resource_types(self, prefix: str) -> tuple[ResourceType, ...]:
+        """Every resource type of a service."""
+        return tuple(self._service_resource_types(prefix).values())
+
     def resource_types_for(self, action: Action | str) -> tuple[ResourceType, ...]:
         """The resource types an action can be scoped to, in the reference's order."""
         act = self._resolve(action)

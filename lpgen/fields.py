@@ -26,6 +26,7 @@ def _rules() -> tuple:
         frozenset(k.lower() for k in values(name, "exclude_keys")),
         frozenset(k.lower() for k in values(name, "skip_subtrees")),
         {k.lower(): mode for k, mode in values(name, "facts").items()},
+        {k.lower(): v for k, v in values(name, "paired_facts").items()},
         values(name, "limits"),
     )
 
@@ -36,7 +37,7 @@ _decisions: dict[str, int] = {}
 
 
 def _decide(key: str) -> int:
-    suffixes, keys, top_keys, excluded, skipped, facts, _ = _rules()
+    suffixes, keys, top_keys, excluded, skipped, facts, _, _ = _rules()
     low = key.lower()
     if low in skipped:
         decision = _SKIP
@@ -57,7 +58,7 @@ def _decide(key: str) -> int:
 
 def request_fields(parameters: Any) -> Fields:
     """The (dotted path, value) pairs worth keeping from a decoded ``requestParameters``."""
-    limits = _rules()[-1]
+    paired, limits = _rules()[-2:]
     max_depth, max_len = limits["depth"], limits["value_length"]
     found: set[tuple[str, str]] = set()
 
@@ -86,6 +87,9 @@ def request_fields(parameters: Any) -> Fields:
                 text = str(value).strip()
                 if decision == _FACT_FIRST_WORD and text:
                     text = text.split(None, 1)[0].upper()
+                partner = paired.get(key.lower()) if decision == _FACT_VALUE else None
+                if partner is not None and isinstance(node.get(partner), str):
+                    text = f"{text}:{node[partner]}"
             elif isinstance(value, (dict, list)) and decision in (_KEEP, _TOP_ONLY):
                 if isinstance(value, list):  # a list of names or ARNs: keep each
                     for item in value:

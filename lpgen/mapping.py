@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from lpgen.catalog import Catalog, load_catalog
+from lpgen.catalog import Catalog, arn_pattern_regex, load_catalog
 from lpgen.data_files import load
 from lpgen.model import DENIED, Event
 from lpgen.normalize import partition_of_region
@@ -133,11 +133,16 @@ def _overrides() -> dict[tuple[str, str], _Override]:
 
 
 @functools.cache
-def _side_permissions() -> dict[tuple[str, str], list[dict]]:
+def _side_permissions(kind: str = "pass_role") -> dict[tuple[str, str], list[dict]]:
     table: dict[tuple[str, str], list[dict]] = {}
-    for e in load("side_permissions.json")["pass_role"]["values"]:
+    for e in load("side_permissions.json")[kind]["values"]:
         table.setdefault((e["source"], e["operation"]), []).append(e)
     return table
+
+
+@functools.cache
+def _via_services() -> frozenset[str]:
+    return frozenset(load("side_permissions.json")["kms_via_services"]["values"])
 
 
 _SUFFIXES = {
@@ -209,14 +214,15 @@ def map_call(call: Call, catalog: Catalog | None = None) -> Mapping:
     if not perms:
         return Mapping(source=call.source, name=call.name, status=UNKNOWN, prefix=prefix, operation=op,
                        provenance=provenance, reason=f"{reason}; the request did not say which actions")
-    perms += _pass_role(call, op, catalog)
+    perms += _pass_role(call, op, catalog) + _kms_keys(call, op, catalog)
     if call.source == "ec2.amazonaws.com" and op in ("RunInstances", "CreateVolume", "CreateSnapshot",
                                                      "CreateLaunchTemplate") and call.get("tagSpecificationSet"):
         perms.append(_permission("ec2:CreateTags", call, catalog, "side:tag-on-create",
                                  "tags requested at creation are authorized as ec2:CreateTags",
                                  [a for a in candidate_arns(call) if a.endswith("/*")] or None, True,
                                  (("ec2:CreateAction", op),)))
-    if call.source == "kms.amazonaws.com" and call.invoked_by and call.invoked_by.endswith(".amazonaws.com"):
+    if (call.source == "kms.amazonaws.com" and call.invoked_by and call.invoked_by.endswith(".amazonaws.com")
+            and call.invoked_by.split(".", 1)[0] in _via_services()):
         via = f"{call.invoked_by.split('.', 1)[0]}.{call.region}.amazonaws.com"
         perms = [_with_condition(p, ("kms:ViaService", via)) if p.action.startswith("kms:") else p for p in perms]
     return Mapping(source=call.source, name=call.name, status=status, prefix=prefix, operation=op,
@@ -257,12 +263,28 @@ def scope(action: str, arns: Iterable[str], catalog: Catalog) -> tuple[str, ...]
 
 
 def candidate_arns(call: Call) -> list[str]:
-    """Every ARN the call names: from ``resources[]``, ARN-valued fields, and service-specific names."""
-    arns = {v for _, v in call.fields if v.startswith("arn:")}
+    """Every ARN the call names: from ``resources[]``, ARN-valued fields, and service-specific names.
+
+    An ``ARNPrefix`` in ``resources[]`` stands for everything under it. For S3, only
+    ``resources[]`` and the bucket and key count (a replication rule's destination bucket
+    is no resource of the call), and a call through an access point is scoped to it.
+    """
+    arns = {v + "*" if k == "arnPrefix" else v for k, v in call.fields
+            if v.startswith("arn:") and (call.source != "s3.amazonaws.com" or k in ("arn", "arnPrefix"))}
     builder = _BUILDERS.get(call.source)
     if builder is not None:
         arns.update(builder(call))
+    if call.source == "s3.amazonaws.com":
+        arns = _through_access_point(call, arns)
     return sorted(arns)
+
+
+def _through_access_point(call: Call, arns: set[str]) -> set[str]:
+    points = {a for a in arns if ":accesspoint/" in a and "/object/" not in a}
+    if not points:
+        return arns
+    objects = {f"{p}/object/{k}" for p in points for k in call.get("key")}
+    return {a for a in arns if ":accesspoint/" in a} | objects
 
 
 def _arn(call: Call, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
@@ -306,8 +328,9 @@ def _lambda(call: Call) -> list[str]:
     return out
 
 
-_EC2_IDS = {"instance": "instance", "image": "image", "subnet": "subnet", "vpc": "vpc", "volume": "volume",
-            "snapshot": "snapshot", "sg": "security-group", "eni": "network-interface", "igw": "internet-gateway",
+#: EC2 id prefixes → resource type names in ARNs.
+_EC2_IDS = {"i": "instance", "ami": "image", "subnet": "subnet", "vpc": "vpc", "vol": "volume",
+            "snap": "snapshot", "sg": "security-group", "eni": "network-interface", "igw": "internet-gateway",
             "nat": "natgateway", "rtb": "route-table", "lt": "launch-template", "eipalloc": "elastic-ip",
             "vpce": "vpc-endpoint", "tgw": "transit-gateway", "key": "key-pair"}
 
@@ -402,6 +425,30 @@ def _events(call: Call) -> list[str]:
     return out
 
 
+def _bedrock(call: Call) -> list[str]:
+    """Model ids: a geography-prefixed id (``us.``, ``eu.``, ``apac.``, ``global.``) is an inference profile."""
+    out = []
+    for model in call.ending("modelId"):
+        if model.startswith("arn:"):
+            continue
+        if re.match(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.", model):
+            out.append(_arn(call, "bedrock", f"inference-profile/{model}"))
+        else:
+            out.append(_arn(call, "bedrock", f"foundation-model/{model}", account=False))
+    return out
+
+
+def _route53(call: Call) -> list[str]:
+    zones = call.ending("hostedZoneId") + (call.get("id") if "HostedZone" in call.name else [])
+    return [f"arn:{call.partition}:route53:::hostedzone/{z.rsplit('/', 1)[-1]}" for z in zones]
+
+
+def _cloudfront(call: Call) -> list[str]:
+    ids = call.ending("distributionId") + (call.get("id") if "Distribution" in call.name or
+                                           "Invalidation" in call.name else [])
+    return [f"arn:{call.partition}:cloudfront::{call.account}:distribution/{i}" for i in ids]
+
+
 def _cloudformation(call: Call) -> list[str]:
     # A stack's ARN ends in a generated id that a stack name does not carry.
     out = [_arn(call, "cloudformation", f"stack/{n}/*") for n in call.ending("stackName") if not n.startswith("arn:")]
@@ -411,6 +458,10 @@ def _cloudformation(call: Call) -> list[str]:
 
 
 _BUILDERS = {
+    "bedrock.amazonaws.com": _bedrock,
+    "bedrock-runtime.amazonaws.com": _bedrock,
+    "route53.amazonaws.com": _route53,
+    "cloudfront.amazonaws.com": _cloudfront,
     "cloudformation.amazonaws.com": _cloudformation,
     "s3.amazonaws.com": _s3,
     "dynamodb.amazonaws.com": _dynamodb,
@@ -441,6 +492,13 @@ def _transact_write(call: Call, op: str, catalog: Catalog) -> list[Permission | 
         parts = path.split(".")
         if len(parts) == 3 and parts[0] == "transactItems" and parts[1] in kinds and parts[2] == "tableName":
             found.append((kinds[parts[1]], _arn(call, "dynamodb", f"table/{table}")))
+    # CloudTrail's shape: requestItems[] with an operation and a tableName each.
+    for path, value in call.fields:
+        if path.endswith(".operation") and ":" in value:  # "Put:orders" (see request_fields.json, paired_facts)
+            operation, table = value.split(":", 1)
+            operation = operation[:1].lower() + operation[1:]
+            if operation in kinds:
+                found.append((kinds[operation], _arn(call, "dynamodb", f"table/{table}")))
     if not found:
         note = "the record does not say which item operations the transaction held: all four"
         return [_permission(f"dynamodb:{a}", call, catalog, "rule:dynamodb-transact-write", note)
@@ -477,6 +535,8 @@ def _reencrypt(call: Call, op: str, catalog: Catalog) -> list[Permission | None]
         return [v for _, v in sub.fields if v.startswith("arn:")] + _kms(sub)
     source_keys, destination_keys = keys("sourceKeyId"), keys("destinationKeyId")
     arns = candidate_arns(call)
+    if not source_keys:  # CloudTrail names the source key only in resources[]
+        source_keys = [a for a in arns if a not in destination_keys]
     return [
         _permission("kms:ReEncryptFrom", call, catalog, "rule:kms-reencrypt", "on the key the data was encrypted under",
                     source_keys or arns),
@@ -515,6 +575,9 @@ def _s3_headers(call: Call, catalog: Catalog) -> list[Permission | None]:
         via = (("kms:ViaService", f"s3.{call.region}.amazonaws.com"),)
         perms.append(_permission("kms:GenerateDataKey", call, catalog, "side:s3-sse-kms",
                                  "S3 asks KMS for a data key with the caller's permissions", arns, True, via))
+        if call.name in ("CreateMultipartUpload", "UploadPartCopy", "CopyObject"):
+            perms.append(_permission("kms:Decrypt", call, catalog, "side:s3-sse-kms",
+                                     "S3 decrypts the data key to assemble or copy parts", arns, True, via))
     return perms
 
 
@@ -567,13 +630,17 @@ def _http(service: str) -> dict[str, tuple[str, str, dict[str, str]]]:
 
 
 def _apigateway(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
-    for service in ("apigateway", "apigatewayv2"):
+    # Both APIs log under apigateway.amazonaws.com; HTTP and WebSocket APIs (v2) name an apiId.
+    order = ("apigatewayv2", "apigateway") if call.get("apiId") else ("apigateway", "apigatewayv2")
+    for service in order:
         spec = _http(service).get(op)
         if spec is not None:
             break
     else:
         return []
     method, uri, variables = spec
+    if uri.startswith("/v2/"):  # the v2 endpoint's version prefix is not part of the resource path
+        uri = uri[3:]
     values = dict(call.fields)
 
     def fill(m: re.Match) -> str:
@@ -583,11 +650,26 @@ def _apigateway(call: Call, op: str, catalog: Catalog) -> list[Permission | None
 
     path = re.sub(r"\{([^}]+)\}", fill, uri.split("?", 1)[0])
     arn = f"arn:{call.partition}:apigateway:{call.region}::{path}"
-    return [_permission(f"apigateway:{method}", call, catalog, "rule:apigateway-http-verb",
-                        f"API Gateway authorizes management calls by HTTP method ({op} is {method} {uri})", [arn])]
+    note = f"API Gateway authorizes management calls by HTTP method ({op} is {method} {uri})"
+    permission = _permission(f"apigateway:{method}", call, catalog, "rule:apigateway-http-verb", note, [arn])
+    # The reference lists only the REST API types under apigateway:<VERB>; HTTP and WebSocket API
+    # paths (/apis/...) are apigateway resource types all the same, so the path ARN stands.
+    if permission is not None and permission.resources == ("*",) and "*" not in path and any(
+            arn_pattern_regex(f).match(arn) for t in catalog.resource_types("apigateway") for f in t.arn_formats):
+        permission = Permission(action=permission.action, resources=(arn,), provenance=permission.provenance,
+                                note=note)
+    return [permission]
+
+
+def _table_actions(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
+    """The table's actions on the resources the call names (runtime calls through API Gateway)."""
+    override = _overrides().get((call.source, call.name)) or _overrides().get((call.source, op))
+    return [_permission(a, call, catalog, "rule:execute-api", override.note if override else "")
+            for a in (override.actions if override else ())]
 
 
 _RULES = {
+    "execute-api": _table_actions,
     "dynamodb-transact-write": _transact_write,
     "dynamodb-transact-get": _transact_get,
     "dynamodb-partiql": _partiql,
@@ -634,6 +716,26 @@ def _pass_role(call: Call, op: str, catalog: Catalog) -> list[Permission]:
         if roles:
             p = _permission("iam:PassRole", call, catalog, "side:pass-role", entry["note"], roles, True,
                             (("iam:PassedToService", entry["service"]),))
+            if p is not None:
+                out.append(p)
+    return out
+
+
+def _kms_keys(call: Call, op: str, catalog: Catalog) -> list[Permission]:
+    """KMS permissions a service uses with the caller's credentials on a key the request names."""
+    out = []
+    for entry in _side_permissions("kms").get((call.source, op), ()):
+        if any(value not in call.ending(key) for key, value in entry.get("when", {}).items()):
+            continue
+        keys = call.ending(*entry["fields"])
+        sub = Call(source="kms.amazonaws.com", name=op, fields=tuple(("keyId", k) for k in keys),
+                   region=call.region, account=call.account)
+        arns = [k for k in keys if k.startswith("arn:")] + _kms(sub)
+        if not arns:
+            continue
+        via = (("kms:ViaService", f"{entry['via']}.{call.region}.amazonaws.com"),)
+        for action in entry["actions"]:
+            p = _permission(action, call, catalog, "side:kms-key", entry["note"], arns, True, via)
             if p is not None:
                 out.append(p)
     return out

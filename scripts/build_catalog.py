@@ -109,7 +109,11 @@ def build_catalog(src: Path) -> dict[str, Any]:
         # "key" is canonical (mediaconnect has "RouterOutput" under "routeroutput").
         canonical = {k.lower(): v["key"] for k, v in resources_raw.items()}
         resources = {
-            v["key"]: {"arns": [v["arn"]], "conditions": sorted(v.get("conditionKeys", []))}
+            # A few types list several formats in one string, comma-separated (apigateway
+            # Deployment: "/apis/..., /restapis/..."): one entry per format.
+            v["key"]: {"arns": [a.strip() for a in v["arn"].split(", arn:")[0:1]]
+                       + [f"arn:{a.strip()}" for a in v["arn"].split(", arn:")[1:]],
+                       "conditions": sorted(v.get("conditionKeys", []))}
             for v in resources_raw.values()
         }
         actions = {}

@@ -201,10 +201,6 @@ def test_put_bucket_replication_needs_put_replication_configuration_and_pass_rol
     assert pass_role.conditions == (("iam:PassedToService", "s3.amazonaws.com"),)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "candidate_arns() takes every ARN-valued request field, so the replica bucket named in "
-    "ReplicationConfiguration.Rule.Destination.Bucket (arn:aws:s3:::acme-data-dr) is added to the resources of "
-    "s3:PutReplicationConfiguration; the call configures only the source bucket"))
 def test_put_bucket_replication_is_scoped_to_the_source_bucket_only():
     m = call("03", "PutBucketReplication")
     assert m.permission("s3:PutReplicationConfiguration").resources == ("arn:aws:s3:::acme-data",)
@@ -254,10 +250,6 @@ def test_sse_kms_write_needs_generate_data_key_via_s3(name, params):
     assert data_key.conditions == (VIA_S3,)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "S3 must decrypt the data key to assemble the parts of an SSE-KMS multipart upload, so the caller needs "
-    "kms:Decrypt as well as kms:GenerateDataKey (S3 User Guide, multipart upload with KMS); _s3_headers adds "
-    "only kms:GenerateDataKey"))
 def test_sse_kms_multipart_upload_also_needs_decrypt_via_s3():
     m = call("04", "CreateMultipartUpload")
     decrypt = m.permission("kms:Decrypt")
@@ -322,10 +314,6 @@ def test_delete_objects_needs_delete_object():
     assert m.mapping.provenance == "rule:s3-delete-objects"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DeleteObjects names no keys: resources[] holds the bucket and an AWS::S3::Object ARNPrefix "
-    "'arn:aws:s3:::acme-tmp/'; the engine matches neither to the object resource type and falls back to '*' "
-    "instead of the bucket's objects 'arn:aws:s3:::acme-tmp/*'"))
 def test_delete_objects_is_scoped_to_the_objects_of_its_bucket():
     m = call("05", "DeleteObjects")
     assert m.permission("s3:DeleteObject").resources == ("arn:aws:s3:::acme-tmp/*",)
@@ -398,9 +386,6 @@ def test_get_layer_version_by_arn_is_scoped_to_the_layer_version():
     assert m.permission("lambda:GetLayerVersion").resources == (arn("lambda", "layer:powertools:7"),)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Lambda ListTags names the function in requestParameters.resource; request_fields.json keeps no 'resource' "
-    "key (not an identifier suffix or key), so the ARN is lost and lambda:ListTags falls back to '*'"))
 def test_list_tags_is_scoped_to_the_tagged_function():
     m = call("07", "ListTags20170331")
     assert m.permission("lambda:ListTags").resources == (arn("lambda", "function:orders-api"),)
@@ -440,9 +425,6 @@ def test_bedrock_converse_needs_invoke_model(name, action):
     assert m.mapping.provenance == "table"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "requestParameters.modelId is not kept by request_fields.json ('Id' is no identifier suffix) and there is "
-    "no bedrock ARN builder, so bedrock:InvokeModel falls back to '*' instead of the foundation-model ARN"))
 def test_converse_is_scoped_to_its_foundation_model():
     m = call("08", "Converse")
     assert m.permission("bedrock:InvokeModel").resources == (f"arn:aws:bedrock:{REGION}::foundation-model/{MODEL}",)
@@ -453,11 +435,6 @@ def test_converse_is_scoped_to_its_foundation_model():
 ORDERS_TABLE, CUSTOMERS_TABLE = arn("dynamodb", "table/orders"), arn("dynamodb", "table/customers")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "CloudTrail writes TransactWriteItems as requestParameters.requestItems[] with 'operation' "
-    "(Put/Update/Delete/ConditionCheck) and 'tableName'; _transact_write reads the SDK shape "
-    "transactItems.<kind>.tableName and request_fields.json does not keep 'operation', so the rule emits all four "
-    "item actions on every table"))
 def test_transact_write_items_needs_one_action_per_item_type_on_its_table():
     m = call("09", "TransactWriteItems")
     assert m.mapping.provenance == "rule:dynamodb-transact-write"
@@ -497,10 +474,6 @@ def test_reencrypt_needs_reencrypt_to_on_the_destination_key():
     assert m.permission("kms:ReEncryptTo").resources == (KEY_2,)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the source key of ReEncrypt is not in requestParameters (it comes from the ciphertext); resources[] lists "
-    "both keys and _reencrypt falls back to all of them, so kms:ReEncryptFrom is granted on the destination key "
-    "too; the source key is resources[] minus destinationKeyId"))
 def test_reencrypt_needs_reencrypt_from_on_the_source_key_only():
     m = call("09", "ReEncrypt")
     assert m.permission("kms:ReEncryptFrom").resources == (KEY_1,)
@@ -571,9 +544,6 @@ def test_run_instances_covers_what_it_creates_and_what_it_uses():
     } <= resources
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_EC2_IDS is keyed by resource names ('image', 'instance', 'volume', 'snapshot') instead of the id prefixes "
-    "'ami-', 'i-', 'vol-', 'snap-', so AMI, instance, volume and snapshot ids never become ARNs"))
 def test_run_instances_covers_the_image_it_launches():
     m = call("11", "RunInstances")
     assert f"arn:aws:ec2:{REGION}::image/ami-0abcdef1234567890" in m.permission("ec2:RunInstances").resources
@@ -595,10 +565,6 @@ def test_instance_profile_at_launch_needs_pass_role_to_ec2():
     assert pass_role.conditions == (("iam:PassedToService", "ec2.amazonaws.com"),)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "blockDeviceMapping is a skipped subtree in request_fields.json, so the kmsKeyId of an encrypted EBS volume "
-    "is lost, and no rule adds the KMS permissions EC2 uses with the caller's credentials (kms:CreateGrant, "
-    "kms:GenerateDataKeyWithoutPlaintext, kms:Decrypt via ec2.<region>.amazonaws.com)"))
 def test_encrypted_volume_at_launch_needs_kms_via_ec2():
     m = call("11", "RunInstances")
     for action in ("kms:CreateGrant", "kms:GenerateDataKeyWithoutPlaintext", "kms:Decrypt"):
@@ -648,9 +614,6 @@ def test_call_that_triggers_a_forward_access_session_keeps_its_own_action(name, 
     assert m.permission(action).resources == (resource,)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a SecureString PutParameter names its key (keyId) and SSM encrypts with the caller's credentials, so the "
-    "call needs kms:Encrypt on that key via ssm.<region>.amazonaws.com; no rule adds it"))
 def test_put_secure_string_parameter_needs_encrypt_via_ssm():
     m = call("12", "PutParameter")
     encrypt = m.permission("kms:Encrypt")
@@ -659,10 +622,6 @@ def test_put_secure_string_parameter_needs_encrypt_via_ssm():
     assert encrypt.conditions == (("kms:ViaService", f"ssm.{REGION}.amazonaws.com"),)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "CreateTable with a customer managed key (sSESpecification.kMSMasterKeyId) needs kms:DescribeKey and "
-    "kms:CreateGrant on the key via dynamodb.<region>.amazonaws.com; 'kMSMasterKeyId' is not kept by "
-    "request_fields.json and no rule adds the KMS side permissions"))
 def test_create_table_with_customer_key_needs_describe_key_and_create_grant_via_dynamodb():
     m = call("12", "CreateTable")
     assert m.main_actions == ["dynamodb:CreateTable"]
@@ -782,21 +741,12 @@ def test_update_stage_needs_http_patch_on_the_stage_path():
     assert m.permission("apigateway:PATCH").resources == (f"{APIGW}/restapis/a1b2c3d4e5/stages/prod",)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the catalogue keeps some API Gateway resource types with two ARN formats joined in one string "
-    "('.../apis/${ApiId}/deployments, arn:...:/restapis/${RestApiId}/deployments'; also authorizer(s), "
-    "integration(responses), model(s), stage(s), and greengrass deployment, lex bot / bot alias), so the path "
-    "ARN matches no resource type and scope() falls back to '*'"))
 def test_create_deployment_needs_http_post_on_the_deployments_path():
     m = call("15", "CreateDeployment", restApiId="a1b2c3d4e5")
     assert m.mapping.actions == ("apigateway:POST",)
     assert m.permission("apigateway:POST").resources == (f"{APIGW}/restapis/a1b2c3d4e5/deployments",)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HTTP/WebSocket API (apigatewayv2) calls: botocore's request URIs start with /v2 but IAM paths do not "
-    "(arn:...::/apis/{apiId}/routes); and operation names shared with v1 (CreateDeployment, UpdateStage...) "
-    "are always resolved against the v1 model, even when the request names apiId rather than restApiId"))
 @pytest.mark.parametrize(("name", "path"), [
     pytest.param("CreateRoute", "/apis/h7j8k9l0m1/routes", id="create_route"),
     pytest.param("CreateDeployment", "/apis/h7j8k9l0m1/deployments", id="create_deployment_of_an_http_api"),
@@ -810,7 +760,7 @@ def test_http_api_call_needs_http_verb_on_the_apis_path(name, path):
 def test_websocket_post_to_connection_needs_manage_connections():
     m = call("15", "PostToConnection")
     assert m.mapping.actions == ("execute-api:ManageConnections",)
-    assert m.mapping.provenance == "table"
+    assert m.mapping.provenance == "rule:execute-api"
 
 
 # -- 16. failed calls -------------------------------------------------------------------
@@ -948,18 +898,12 @@ def test_assume_role_through_the_global_endpoint_needs_assume_role_on_the_role()
     assert m.permission("sts:AssumeRole").resources == (role("ops-admin"),)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "no Route 53 ARN builder: requestParameters.hostedZoneId is kept but never becomes "
-    "arn:aws:route53:::hostedzone/<id>, so route53:ChangeResourceRecordSets falls back to '*'"))
 def test_route53_change_is_scoped_to_the_hosted_zone():
     m = call("20", "ChangeResourceRecordSets")
     assert m.permission("route53:ChangeResourceRecordSets").resources == (
         "arn:aws:route53:::hostedzone/Z0123456789ABCDEFGHIJ",)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "no CloudFront ARN builder: requestParameters.id / distributionId never become "
-    "arn:aws:cloudfront::<account>:distribution/<id>, so CloudFront calls fall back to '*'"))
 def test_cloudfront_call_is_scoped_to_the_distribution():
     m = call("20", "GetDistribution2020_05_31")
     assert m.permission("cloudfront:GetDistribution").resources == (
@@ -1009,18 +953,11 @@ def test_assumed_role_session_is_attributed_to_its_role_with_its_path():
 ACCESS_POINT = arn("s3", "accesspoint/reports-ap")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a request through an access point is authorized on the access point's resource types; the engine takes the "
-    "bucket/key ARN from resources[] and ignores the AWS::S3::AccessPoint ARN beside it, so it never emits "
-    "accesspoint/<name>/object/<key>"))
 def test_get_object_through_an_access_point_is_scoped_to_the_access_point_object():
     m = call("24", "GetObject", key="shared/partners/2026-11-01.csv")
     assert m.permission("s3:GetObject").resources == (f"{ACCESS_POINT}/object/shared/partners/2026-11-01.csv",)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a listing through an access point needs s3:ListBucket on the access point ARN only; the engine grants it on "
-    "every ARN of resources[] that fits a ListBucket resource type, the bucket as well as the access point"))
 def test_list_through_an_access_point_is_scoped_to_the_access_point():
     m = call("24", "ListObjects")
     assert m.permission("s3:ListBucket").resources == (ACCESS_POINT,)
