@@ -169,22 +169,10 @@ def event_time(record: RawRecord) -> str:
 
 def normalize(record: RawRecord) -> Event:
     """The :class:`Event` of one record; raises :class:`BadRecord` when it cannot be used."""
-    c = caller(record)
     return Event(
+        **msgspec.structs.asdict(caller(record)),
         event_id=record.eventID,
         time=event_time(record),
-        source=c.source,
-        name=c.name,
-        region=c.region,
-        account=c.account,
-        principal=c.principal,
-        principal_type=c.principal_type,
-        service_initiated=c.service_initiated,
-        invoked_by=c.invoked_by,
-        error_code=c.error_code,
-        error_class=c.error_class,
-        category=c.category,
-        event_type=c.event_type,
         fields=event_fields(record.requestParameters, record.resources),
         raw=record,
     )

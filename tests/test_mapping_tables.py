@@ -1,0 +1,54 @@
+"""The mapping's data tables are well-formed: every action they name exists, every rule is implemented."""
+
+from __future__ import annotations
+
+import pytest
+
+from lpgen.catalog import load_catalog
+from lpgen.data_files import load
+from lpgen.mapping import _RULES, NOT_AN_ACTION, PERMISSIONLESS, observability
+
+OVERRIDES = load("mapping_overrides.json")
+SIDE = load("side_permissions.json")
+
+
+@pytest.mark.parametrize("entry", OVERRIDES["overrides"], ids=lambda e: f"{e['source']}:{e['name']}")
+def test_override_entry_is_well_formed(entry):
+    catalog = load_catalog()
+    assert entry["note"].strip() and entry["reference"].split(":", 1)[0] in OVERRIDES["references"]
+    for action in entry.get("actions", []):
+        assert catalog.action(action) is not None and catalog.action(action).full_name == action
+    if entry.get("status"):
+        assert entry["status"] in (PERMISSIONLESS, NOT_AN_ACTION) and not entry.get("actions")
+    else:
+        assert entry.get("actions"), "an entry grants actions or says why it needs none"
+    if entry.get("rule"):
+        assert entry["rule"] in _RULES, f"rule {entry['rule']} is not implemented"
+
+
+def test_overrides_are_unique_and_sorted():
+    keys = [(e["source"], e["name"]) for e in OVERRIDES["overrides"]]
+    assert len(keys) == len(set(keys)) and keys == sorted(keys)
+
+
+@pytest.mark.parametrize("kind", ["pass_role", "kms"])
+def test_side_permission_entries_name_real_actions(kind):
+    catalog = load_catalog()
+    for entry in SIDE[kind]["values"]:
+        assert entry["note"] and entry["reference"] and entry["fields"]
+        for action in entry.get("actions", ["iam:PassRole"]):
+            assert catalog.has_action(action), action
+
+
+def test_every_data_event_glob_names_catalogue_actions():
+    catalog = load_catalog()
+    for prefix, globs in load("observability.json")["data_events"]["values"].items():
+        for glob in globs:
+            assert catalog.matching(glob), glob
+            assert all(observability(a.full_name) == "data" for a in catalog.matching(glob))
+
+
+def test_observability_classes():
+    assert observability("s3:GetObject") == "data"
+    assert observability("s3:PutBucketPolicy") == "management"
+    assert observability("iam:PassRole") == "never"
