@@ -203,3 +203,9 @@ def test_graph_by_action_and_by_call(demo_db):
     assert "action:dynamodb:GetItem" in {n["id"] for n in by_action["nodes"]}
     by_call = json.loads(run("graph", "--store", demo_db, "--principal", "orders-api-role-*", "--calls").output)
     assert "call:dynamodb.amazonaws.com:GetItem" in {n["id"] for n in by_call["nodes"]}
+
+
+def test_readme_explain_example_is_what_lpgen_prints():
+    block = re.search(r"```\n\$ (lpgen explain [^\n]+)\n(.+?)```", README, re.S)
+    args = block.group(1).split()[1:]
+    assert run(*args).output == block.group(2)
