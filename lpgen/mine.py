@@ -50,7 +50,7 @@ class MineOptions:
 
 #: Inputs per task: enough that a worker merges repeated keys across files (less
 #: for the parent to merge), few enough to keep both workers busy to the end.
-CHUNK_INPUTS = 16
+CHUNK_INPUTS = 48
 
 
 @dataclass(slots=True)
