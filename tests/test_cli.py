@@ -142,7 +142,7 @@ def readme_commands() -> list[str]:
 def test_readme_opens_with_the_two_set_up_commands():
     first, second = readme_commands()[:2]
     assert README.index(first) < README.index(second) < README.index("##")
-    assert "pip install" in first and "lpgen mine fixtures/demo/AWSLogs" in first
+    assert "pip install" in first and "lpgen generate fixtures/demo/AWSLogs" in first
     assert "'.[test]'" in second and "pytest" in second
 
 
@@ -209,3 +209,27 @@ def test_readme_explain_example_is_what_lpgen_prints():
     block = re.search(r"```\n\$ (lpgen explain [^\n]+)\n(.+?)```", README, re.S)
     args = block.group(1).split()[1:]
     assert run(*args).output == block.group(2)
+
+
+def test_generate_mines_sources_first_and_prints_one_document_per_principal(tmp_path):
+    result = CliRunner().invoke(main, ["generate", DEMO_LOGS, "--store", str(tmp_path / "s.db"), "--explain"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert "arn:aws:iam::210987654321:role/service-role/orders-api-role-p9q8r7" in data
+    assert "dynamodb:GetItem: " in result.stderr and "calls" in result.stderr
+
+
+def test_generate_one_principal_prints_its_document(demo_db):
+    data = json.loads(run("generate", "--store", demo_db, "--principal", "notifier-role-*").output)
+    assert data["Version"] == "2012-10-17" and data["Statement"]
+
+
+@pytest.mark.parametrize("fmt", ["sam", "terraform", "cloudformation"])
+def test_generate_formats(demo_db, fmt):
+    out = run("generate", "--store", demo_db, "--principal", "orders-api-role-*", "--format", fmt).output
+    assert "dynamodb:GetItem" in out
+
+
+def test_generate_without_usage_is_a_clean_error(demo_db):
+    result = CliRunner().invoke(main, ["generate", "--store", demo_db, "--principal", "nobody"])
+    assert result.exit_code == 1 and "no principal" in result.output

@@ -149,3 +149,8 @@ def test_sam_snippet_uses_sub_for_the_account_and_region(rows):
 def test_terraform_escapes_policy_variables():
     from lpgen.policy_formats import _hcl_list
     assert _hcl_list(["arn:aws:s3:::b/${aws:username}/*"]) == '["arn:aws:s3:::b/$${aws:username}/*"]'
+
+
+def test_demo_policies_match_their_reviewed_goldens(rows):
+    golden = json.loads((DEMO / "policies.expected.json").read_text())
+    assert {p: g.document() for p, g in generate(rows).items()} == golden
