@@ -13,7 +13,7 @@ import click
 
 from lpgen import __version__
 from lpgen.filters import FilterError, Window, parse_instant, principal_matcher
-from lpgen.generate import MANAGED_POLICY_LIMIT, GenerateOptions, generate
+from lpgen.generate import INLINE_POLICIES_LIMIT, MANAGED_POLICY_LIMIT, GenerateOptions, generate, size
 from lpgen.graph import UsageGraph
 from lpgen.mine import MineOptions, MineReport, mine
 from lpgen.mapping import Call, explain, map_call, map_record, mapping_dict, render_explanation
@@ -271,3 +271,6 @@ def generate_command(sources, store, since, until, principals, fmt, output, incl
         if len(parts) > 1:
             click.echo(f"note: the policy of {principal} exceeds {MANAGED_POLICY_LIMIT:,} characters: "
                        f"split into {len(parts)} managed policies", err=True)
+        if size(policy.document()) > INLINE_POLICIES_LIMIT:
+            click.echo(f"note: the policy of {principal} exceeds the {INLINE_POLICIES_LIMIT:,} characters a role's "
+                       "inline policies may total: attach it as managed policies", err=True)

@@ -233,3 +233,4 @@ def test_generate_formats(demo_db, fmt):
 def test_generate_without_usage_is_a_clean_error(demo_db):
     result = CliRunner().invoke(main, ["generate", "--store", demo_db, "--principal", "nobody"])
     assert result.exit_code == 1 and "no principal" in result.output
+
