@@ -234,3 +234,26 @@ def test_generate_without_usage_is_a_clean_error(demo_db):
     result = CliRunner().invoke(main, ["generate", "--store", demo_db, "--principal", "nobody"])
     assert result.exit_code == 1 and "no principal" in result.output
 
+
+
+def test_progress_line_on_a_terminal_and_silence_elsewhere(tmp_path):
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    args = [sys.executable, "-m", "lpgen", "mine", DEMO_LOGS, "--store", str(tmp_path / "t.db"), "--workers", "1"]
+    on_tty = subprocess.run(args, stdout=subprocess.PIPE, stderr=slave, timeout=120)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert on_tty.returncode == 0 and b"events/s" in shown
+    piped = subprocess.run([*args[:-4], "--store", str(tmp_path / "p.db")], capture_output=True, timeout=120)
+    assert piped.returncode == 0 and b"events/s" not in piped.stderr
