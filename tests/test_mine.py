@@ -4,7 +4,6 @@ de-duplicated, deterministic, and survive being killed."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,10 +25,10 @@ TRUTH = json.loads((DEMO / "truth.json").read_text())
 DEMO_LOGS = DEMO / "AWSLogs"
 
 
-def mine_into(path: Path, *sources, workers: int = 1, options: MineOptions = MineOptions()):
+def mine_into(path: Path, *sources, workers: int = 1, options: MineOptions | None = None):
     with UsageStore(path) as store:
-        return mine([LocalSource(s) if not isinstance(s, StdinSource) else s for s in sources], store, options,
-                     workers=workers)
+        return mine([LocalSource(s) if not isinstance(s, StdinSource) else s for s in sources], store,
+                    options or MineOptions(), workers=workers)
 
 
 def totals_by_call(path: Path, include_service: bool = False) -> dict:
