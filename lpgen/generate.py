@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lpgen.catalog import Catalog, load_catalog
+from lpgen.data_files import values
 from lpgen.mapping import USED, WANTED, Call, map_call
 from lpgen.model import DENIED
 from lpgen.store import UsageRow
@@ -100,7 +101,10 @@ def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOption
     catalog = catalog or load_catalog()
     per: dict[str, list[tuple[UsageRow, object]]] = defaultdict(list)
     lambda_functions: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    functions = _FunctionConfigs()
+    rows = list(rows)
     for row in rows:
+        functions.note(row)
         if row.principal.startswith("service:"):
             _note_lambda_role(row, lambda_functions)
             continue
@@ -111,11 +115,48 @@ def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOption
         mapping = map_call(Call.of_row(row), catalog)
         if mapping.status in (USED, WANTED):
             per[row.principal].append((row, mapping))
+    for role, names in functions.roles().items():
+        lambda_functions[role].update(names)
     policies = {}
     for principal in sorted(set(per) | (set(lambda_functions) if options.baseline else set())):
         policies[principal] = _policy(principal, per.get(principal, []), lambda_functions.get(principal, set()),
-                                      options, catalog)
+                                      options, catalog, functions)
     return policies
+
+
+class _FunctionConfigs:
+    """What deployments in the trail say of Lambda functions: role, VPC, tracing, event sources."""
+
+    def __init__(self) -> None:
+        self.role: dict[str, tuple[str, str]] = {}  # function → (role ARN, region)
+        self.vpc: set[str] = set()
+        self.traced: set[str] = set()
+        self.sources: dict[str, set[str]] = defaultdict(set)
+
+    def note(self, row: UsageRow) -> None:
+        if row.source != "lambda.amazonaws.com" or row.error_class == DENIED:
+            return
+        op = re.sub(r"20\d{6}(v\d+)?$", "", row.name)
+        values: dict[str, list[str]] = defaultdict(list)
+        for k, v in row.fields:
+            values[k.rsplit(".", 1)[-1]].append(v)
+        names = [f.rsplit(":", 1)[-1] if f.startswith("arn:") else f for f in values.get("functionName", [])]
+        for name in names:
+            if op in ("CreateFunction", "UpdateFunctionConfiguration"):
+                for role in values.get("role", []):
+                    self.role[name] = (role, row.region)
+                if values.get("subnetIds"):
+                    self.vpc.add(name)
+                if "Active" in values.get("mode", []):
+                    self.traced.add(name)
+            elif op in ("CreateEventSourceMapping", "UpdateEventSourceMapping"):
+                self.sources[name].update(values.get("eventSourceArn", []))
+
+    def roles(self) -> dict[str, set[tuple[str, str]]]:
+        out: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for name, (role, region) in self.role.items():
+            out[role].add((name, region))
+        return out
 
 
 def _note_lambda_role(row: UsageRow, functions: dict[str, set[tuple[str, str]]]) -> None:
@@ -129,7 +170,7 @@ def _note_lambda_role(row: UsageRow, functions: dict[str, set[tuple[str, str]]])
 
 
 def _policy(principal: str, used: list, functions: set[tuple[str, str]], options: GenerateOptions,
-            catalog: Catalog) -> GeneratedPolicy:
+            catalog: Catalog, configs: _FunctionConfigs | None = None) -> GeneratedPolicy:
     grants: dict[tuple[str, bool], set[str]] = defaultdict(set)  # (action, denied) → resources
     conditions: dict[tuple[str, bool], set[tuple[str, str, str]]] = defaultdict(set)
     evidence: dict[str, list] = {}
@@ -146,13 +187,14 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
             _add_evidence(evidence, p.action, row, p.provenance, denied)
     notes = []
     if options.baseline and functions:
-        for action, arn in _lambda_baseline(principal, functions):
+        for action, arn, why in _lambda_baseline(principal, functions, configs or _FunctionConfigs()):
             grants[(action, False)].add(arn)
-            regions[(action, False)].add(arn.split(":")[3])
-            _add_evidence(evidence, action, None, "baseline:lambda-logs", False)
+            if arn != "*":
+                regions[(action, False)].add(arn.split(":")[3])
+            _add_evidence(evidence, action, None, f"baseline:{why}", False)
         notes.append("Lambda execution role of " + ", ".join(sorted({f for f, _ in functions}))
-                     + ": logs:CreateLogGroup/CreateLogStream/PutLogEvents added as baseline (the Lambda service "
-                     "writes the function's logs with the role; CloudTrail does not show PutLogEvents)")
+                     + ": what the Lambda service does with the role (logs; X-Ray, VPC network interfaces and "
+                     "event-source polling where the trail shows them) added as baseline; --no-baseline drops it")
     if options.conditions:
         for key, seen in regions.items():
             if all(r not in ("unknown",) for r in seen) and not key[0].startswith(("iam:", "sts:")):
@@ -162,14 +204,24 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
                            evidence={a: _evidence(e) for a, e in sorted(evidence.items())})
 
 
-def _lambda_baseline(principal: str, functions: set[tuple[str, str]]) -> list[tuple[str, str]]:
+def _lambda_baseline(principal: str, functions: set[tuple[str, str]],
+                     configs: _FunctionConfigs) -> list[tuple[str, str, str]]:
+    """(action, resource, why) of the documented baseline (``lpgen/data/lambda_baseline.json``)."""
     parts = principal.split(":")
     partition, account = parts[1], parts[4]
     out = []
     for function, region in sorted(functions):
         group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function}"
-        out += [("logs:CreateLogGroup", group), ("logs:CreateLogStream", f"{group}:*"),
-                ("logs:PutLogEvents", f"{group}:*")]
+        for action in values("lambda_baseline.json", "logs"):
+            out.append((action, group if action == "logs:CreateLogGroup" else f"{group}:*", "lambda-logs"))
+        if function in configs.traced:
+            out += [(action, "*", "lambda-xray") for action in values("lambda_baseline.json", "xray")]
+        if function in configs.vpc:
+            out += [(action, "*", "lambda-vpc") for action in values("lambda_baseline.json", "vpc")]
+        for source in sorted(configs.sources.get(function, ())):
+            service = source.split(":")[2] if source.startswith("arn:") else ""
+            for action in values("lambda_baseline.json", "event_sources").get(service, []):
+                out.append((action, source, "lambda-event-source"))
     return out
 
 

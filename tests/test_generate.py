@@ -154,3 +154,36 @@ def test_terraform_escapes_policy_variables():
 def test_demo_policies_match_their_reviewed_goldens(rows):
     golden = json.loads((DEMO / "policies.expected.json").read_text())
     assert {p: g.document() for p, g in generate(rows).items()} == golden
+
+
+def test_lambda_baseline_follows_what_the_deployment_said(tmp_path):
+    from .conftest import assumed_role, make_record, write_log
+
+    account = "111122223333"
+    role = f"arn:aws:iam::{account}:role/service-role/sync-role"
+    deployer = assumed_role(f"arn:aws:iam::{account}:role/ci/deployer", "GitHubActions")
+    queue = f"arn:aws:sqs:eu-west-1:{account}:sync-events"
+    records = [
+        make_record(source="lambda.amazonaws.com", name="CreateFunction20150331", identity=deployer, params={
+            "functionName": "sync", "role": role, "runtime": "python3.12",
+            "vpcConfig": {"subnetIds": ["subnet-0a1b2c3d4e5f60718"], "securityGroupIds": ["sg-0123456789abcdef0"]},
+            "tracingConfig": {"mode": "Active"}}, recipientAccountId=account),
+        make_record(source="lambda.amazonaws.com", name="CreateEventSourceMapping20150331", identity=deployer,
+                    params={"functionName": "sync", "eventSourceArn": queue, "batchSize": 10},
+                    recipientAccountId=account),
+        make_record(identity=assumed_role(role, "sync"), params={"tableName": "inventory"}, recipientAccountId=account),
+    ]
+    write_log(tmp_path / "logs" / "log.json.gz", records)
+    with UsageStore(tmp_path / "s.db") as store:
+        mine([LocalSource(tmp_path / "logs")], store)
+        rows = list(store.usage(include_service=True))
+    policy = generate(rows)[role]
+    got = grants(policy)
+    assert got["dynamodb:GetItem"] == {f"arn:aws:dynamodb:eu-west-1:{account}:table/inventory"}
+    assert got["xray:PutTraceSegments"] == {"*"} and got["ec2:CreateNetworkInterface"] == {"*"}
+    assert got["sqs:ReceiveMessage"] == got["sqs:DeleteMessage"] == got["sqs:GetQueueAttributes"] == {queue}
+    assert got["logs:PutLogEvents"] == {f"arn:aws:logs:eu-west-1:{account}:log-group:/aws/lambda/sync:*"}
+    assert "baseline:lambda-vpc" in policy.evidence["ec2:CreateNetworkInterface"].provenance
+    assert set(grants(generate(rows, GenerateOptions(baseline=False))[role])) == {"dynamodb:GetItem"}
+    deployer_policy = grants(generate(rows)[f"arn:aws:iam::{account}:role/ci/deployer"])
+    assert deployer_policy["iam:PassRole"] == {role}
