@@ -5,9 +5,12 @@ lpgen's tests and documentation need a corpus that looks like what a real trail
 delivers -- the S3 key layout, gzip'd ``{"Records": [...]}`` files, per-service
 record shapes, service-initiated noise, denials, KMS calls made on a caller's
 behalf, a digest file to skip -- while staying small, reviewable and
-byte-for-byte reproducible.  Everything random comes from one seeded
-``random.Random``; gzip is written with ``mtime=0`` and log files use compact
-JSON, so two runs produce identical bytes.
+byte-for-byte reproducible.  Everything random comes from seeded
+``random.Random`` streams: the original week draws from ``SEED``, and each later
+addition (so far the ``inventory-sync`` function) draws from a stream of its
+own, so adding it left every record of the original principals as it was.
+gzip is written with ``mtime=0`` and log files use compact JSON, so two runs
+produce identical bytes.
 
 ``truth.json`` is written from the generator's own model of who did what (never
 by parsing the records back), so tests can compare lpgen's output against it.
@@ -26,11 +29,12 @@ import random
 import shutil
 import string
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 SEED = 20261102
+INVENTORY_SEED = 2026110202  # the inventory-sync addition's own random stream
 ACCOUNT = "210987654321"
 WORK = "eu-west-1"  # where the workloads run
 GLOBAL = "us-east-1"  # where IAM, the STS global endpoint and sign-in events land
@@ -68,6 +72,15 @@ STACK_NAME = "orders-service"
 STACK_ID = f"arn:aws:cloudformation:{WORK}:{ACCOUNT}:stack/{STACK_NAME}/5c2e8f10-9a3b-11f0-8d4e-0a1b2c3d4e5f"
 OIDC_PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
 GITHUB_SUBJECT = "repo:acme/orders-service:ref:refs/heads/main"
+# inventory-sync (added later, with its own random stream): a VPC function fed by an SQS queue
+INVENTORY_TABLE_ARN = f"arn:aws:dynamodb:{WORK}:{ACCOUNT}:table/inventory"
+INVENTORY_QUEUE_ARN = f"arn:aws:sqs:{WORK}:{ACCOUNT}:inventory-events"
+INVENTORY_SECRET_ARN = f"arn:aws:secretsmanager:{WORK}:{ACCOUNT}:secret:prod/inventory/api-key-QwErTy"
+INVENTORY_SECRET_VERSION = "a7c41e92-5b3d-4f08-8e6a-2d9f1b7c3e54"  # encrypted under CONFIG_KEY
+INVENTORY_SUBNETS = ["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"]
+INVENTORY_SECURITY_GROUPS = ["sg-0123456789abcdef0"]
+INVENTORY_VPC = "vpc-0c4f7a9e2b1d83e56"
+INVENTORY_NAT_IP = "34.243.87.219"  # the VPC's NAT gateway: the function's calls leave from here
 
 # --------------------------------------------------------------------------
 # Principals
@@ -100,6 +113,7 @@ ORDERS_ROLE = Role("orders-api-role-p9q8r7", "/service-role/", "AROATQ6B2XJ4D3HV
 NOTIFIER_ROLE = Role("notifier-role-a1b2c3", "/service-role/", "AROATQ6B2XJ4GW9SUF2AK")
 CONFIG_ROLE = Role("config-loader-role-z7x8c9", "/service-role/", "AROATQ6B2XJ4PL7EQM3VD")
 DEPLOYER_ROLE = Role("github-deployer", "/ci/", "AROATQ6B2XJ4NB5RKT6YH")
+INVENTORY_ROLE = Role("inventory-sync-role-v5w6x7", "/service-role/", "AROATQ6B2XJ4HS4WMV5QT")
 ALICE = User("alice", "AIDATQ6B2XJ4JF8WXC4QZ")
 
 # --------------------------------------------------------------------------
@@ -173,6 +187,7 @@ class Emitted:
     section: str  # PRINCIPALS, SERVICE or WEB_IDENTITY
     who: str | None  # IAM ARN, OIDC provider ARN, or None for service-initiated
     outcome: str  # "ok", "denied" or "error"
+    stream: int = 0  # which random stream made it (see Trail.branch)
 
 
 @dataclass
@@ -315,6 +330,16 @@ class Trail:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
         self.emitted: list[Emitted] = []
+        self.stream = 0
+        self.streams: list[Trail] = [self]
+
+    def branch(self, seed: int) -> Trail:
+        """A new random stream writing into the same trail.  Records made through it never draw on
+        the other streams' generators, so adding behaviour this way leaves existing records alone."""
+        other = Trail(seed)
+        other.emitted, other.streams, other.stream = self.emitted, self.streams, len(self.streams)
+        self.streams.append(other)
+        return other
 
     # identifiers in the formats AWS uses
     def uuid(self) -> str:
@@ -337,7 +362,7 @@ class Trail:
 
     def add(self, record: dict, actor, failure: Failure | None) -> dict:
         outcome = "ok" if failure is None else ("denied" if failure.denied else "error")
-        self.emitted.append(Emitted(record, actor.section, actor.who, outcome))
+        self.emitted.append(Emitted(record, actor.section, actor.who, outcome, self.stream))
         return record
 
 
@@ -415,10 +440,10 @@ def s3_call(trail: Trail, t: datetime, actor, name: str, bucket: str, key: str |
 
 
 def ddb_call(trail: Trail, t: datetime, actor, name: str, params: dict, *, read_only: bool,
-             data: bool = True, failure: Failure | None = None) -> dict:
+             data: bool = True, failure: Failure | None = None, table_arn: str = TABLE_ARN) -> dict:
     return api_call(trail, t, actor, "dynamodb.amazonaws.com", name, WORK,
-                    params={"tableName": "orders", **params}, read_only=read_only,
-                    resources=[resource(TABLE_ARN, "AWS::DynamoDB::Table")], data=data,
+                    params={"tableName": table_arn.rsplit("/", 1)[1], **params}, read_only=read_only,
+                    resources=[resource(table_arn, "AWS::DynamoDB::Table")], data=data,
                     failure=failure, request_id=trail.token(52))
 
 
@@ -459,6 +484,7 @@ class LambdaFunction:
     name: str
     role: Role
     user_agent: str
+    egress_ip: str | None = None  # a VPC function's calls leave through its NAT gateway
     session: RoleSession | None = None
     last_used: datetime | None = None
     data_keys: dict = field(default_factory=dict)  # service -> when its cached data key expires
@@ -480,7 +506,10 @@ class LambdaFunction:
 
 def cold_start(trail: Trail, fn: LambdaFunction, t: datetime) -> RoleSession:
     assumed = trail.after(t, -3.0, -1.5)
-    session = RoleSession(fn.role, fn.name, "ASIA" + trail.token(16), assumed, trail.lambda_ip(), fn.user_agent)
+    access_key = "ASIA" + trail.token(16)
+    worker_ip = trail.lambda_ip()  # where the Lambda service's own log-stream call comes from
+    session = RoleSession(fn.role, fn.name, access_key, assumed, fn.egress_ip or worker_ip, fn.user_agent)
+    worker = session if fn.egress_ip is None else replace(session, ip=worker_ip)
     api_call(trail, assumed, ServicePrincipal("lambda.amazonaws.com"), "sts.amazonaws.com", "AssumeRole", WORK,
              params={"roleArn": fn.role.arn, "roleSessionName": fn.name, "durationSeconds": 43200},
              response={"credentials": {"accessKeyId": session.access_key,
@@ -488,7 +517,7 @@ def cold_start(trail: Trail, fn: LambdaFunction, t: datetime) -> RoleSession:
                        "assumedRoleUser": {"assumedRoleId": f"{fn.role.role_id}:{fn.name}", "arn": session.arn}},
              read_only=True, resources=[resource(fn.role.arn, "AWS::IAM::Role")])
     stream = f"{t:%Y/%m/%d}/[$LATEST]{trail.hex(32)}"
-    api_call(trail, trail.after(t, -1.2, -0.2), session, "logs.amazonaws.com", "CreateLogStream", WORK,
+    api_call(trail, trail.after(t, -1.2, -0.2), worker, "logs.amazonaws.com", "CreateLogStream", WORK,
              params={"logGroupName": f"/aws/lambda/{fn.name}", "logStreamName": stream},
              read_only=False, user_agent=LAMBDA_WORKER_UA)
     return session
@@ -799,6 +828,72 @@ def ci_launch_smoke_instance(trail: Trail, t: datetime, s: RoleSession) -> None:
              read_only=False, failure=Failure("Client.UnauthorizedOperation", message, denied=True))
 
 
+INVENTORY_FUNCTION_ARN = f"arn:aws:lambda:{WORK}:{ACCOUNT}:function:inventory-sync"
+INVENTORY_ATTRIBUTES = ["sku", "warehouse", "onHand", "reserved", "updatedAt"]
+
+
+def ci_create_inventory_sync(trail: Trail, start: datetime) -> datetime:
+    """A one-off workflow creates inventory-sync (zip upload, in a VPC, traced) and wires the
+    inventory-events queue to it.  Returns when the event source mapping was created."""
+    s = github_login(trail, start)
+    t = trail.after(start, 3, 8)
+    api_call(trail, t, cli(s, "lambda.create-function"), LAMBDA, "CreateFunction20150331", WORK,
+             params={"functionName": "inventory-sync", "runtime": "python3.12", "role": INVENTORY_ROLE.arn,
+                     "handler": "app.handler", "code": {}, "timeout": 30, "memorySize": 256, "publish": True,
+                     "vpcConfig": {"subnetIds": INVENTORY_SUBNETS, "securityGroupIds": INVENTORY_SECURITY_GROUPS},
+                     "tracingConfig": {"mode": "Active"}, "environment": {}},
+             response={"functionName": "inventory-sync", "functionArn": f"{INVENTORY_FUNCTION_ARN}:1",
+                       "runtime": "python3.12", "role": INVENTORY_ROLE.arn, "handler": "app.handler",
+                       "codeSize": trail.rng.randint(18_000, 42_000), "description": "", "timeout": 30,
+                       "memorySize": 256, "lastModified": f"{t:%Y-%m-%dT%H:%M:%S}.000+0000",
+                       "codeSha256": base64.b64encode(trail.rng.randbytes(32)).decode(), "version": "1",
+                       "vpcConfig": {"subnetIds": INVENTORY_SUBNETS, "securityGroupIds": INVENTORY_SECURITY_GROUPS,
+                                     "vpcId": INVENTORY_VPC, "ipv6AllowedForDualStack": False},
+                       "tracingConfig": {"mode": "Active"}, "environment": {}, "revisionId": trail.uuid(),
+                       "state": "Pending", "stateReason": "The function is being created.",
+                       "stateReasonCode": "Creating", "packageType": "Zip", "architectures": ["x86_64"],
+                       "ephemeralStorage": {"size": 512},
+                       "snapStart": {"applyOn": "None", "optimizationStatus": "Off"},
+                       "loggingConfig": {"logFormat": "Text", "logGroup": "/aws/lambda/inventory-sync"}},
+             read_only=False, api_version="2015-03-31")
+    t = trail.after(t, 2, 6)
+    mapping = trail.uuid()
+    api_call(trail, t, cli(s, "lambda.create-event-source-mapping"), LAMBDA, "CreateEventSourceMapping20150331",
+             WORK, params={"eventSourceArn": INVENTORY_QUEUE_ARN, "functionName": "inventory-sync",
+                           "batchSize": 10, "enabled": True},
+             response={"uUID": mapping, "batchSize": 10, "maximumBatchingWindowInSeconds": 0,
+                       "eventSourceArn": INVENTORY_QUEUE_ARN, "functionArn": INVENTORY_FUNCTION_ARN,
+                       "lastModified": sts_expiration(t),  # Lambda prints this date the way STS does
+                       "state": "Creating", "stateTransitionReason": "USER_INITIATED",
+                       "functionResponseTypes": [],
+                       "eventSourceMappingArn": f"arn:aws:lambda:{WORK}:{ACCOUNT}:event-source-mapping:{mapping}"},
+             read_only=False, api_version="2015-03-31")
+    return t
+
+
+def inventory_sync_run(trail: Trail, fn: LambdaFunction, start: datetime) -> datetime:
+    """One batch from inventory-events (the Lambda service polls the queue; that is not the
+    function's own call).  A new environment reads its API key first; every stock message is a
+    read of the item and, unless nothing changed, a write of it."""
+    s, cold = fn.session_at(trail, start)
+    t = start
+    if cold:
+        api_call(trail, t, s, "secretsmanager.amazonaws.com", "GetSecretValue", WORK,
+                 params={"secretId": INVENTORY_SECRET_ARN}, read_only=True)
+        kms_on_behalf(trail, t, s, "secretsmanager.amazonaws.com", "Decrypt", CONFIG_KEY,
+                      {"SecretARN": INVENTORY_SECRET_ARN, "SecretVersionId": INVENTORY_SECRET_VERSION})
+    key = hidden(["sku"])
+    for _ in range(trail.rng.randint(1, 4)):
+        t = trail.after(t, 0.05, 0.8)
+        ddb_call(trail, t, s, "GetItem", {"key": key, "consistentRead": True}, read_only=True,
+                 table_arn=INVENTORY_TABLE_ARN)
+        if trail.rng.random() < 0.8:
+            t = trail.after(t, 0.02, 0.3)
+            ddb_call(trail, t, s, "PutItem", {"key": key, "item": INVENTORY_ATTRIBUTES}, read_only=False,
+                     table_arn=INVENTORY_TABLE_ARN)
+    return t
+
+
 def alice_console(trail: Trail, start: datetime, tries_iam: bool) -> None:
     """A human checking on things from the console after an MFA sign-in."""
     api_call(trail, start, SignIn(ALICE), "signin.amazonaws.com", "ConsoleLogin", GLOBAL,
@@ -855,6 +950,7 @@ DEPLOYS = (("2026-11-03T10:12", "create_role"), ("2026-11-03T15:47", None), ("20
            ("2026-11-06T09:38", "run_instances"), ("2026-11-06T14:21", None))
 CONSOLE_VISITS = (("2026-11-02T09:14", True), ("2026-11-04T16:40", False), ("2026-11-06T08:52", False))
 ROTATIONS = (("2026-11-04T03:17", MESSAGING_KEY), ("2026-11-06T03:41", CONFIG_KEY))
+INVENTORY_DEPLOY = "2026-11-02T13:26"
 
 
 def at(day: datetime, hhmm: str) -> datetime:
@@ -898,6 +994,24 @@ def simulate(trail: Trail) -> None:
         alice_console(trail, trail.after(stamp(when), 0, 59), tries_iam)
     for when, key in ROTATIONS:
         kms_rotation(trail, trail.after(stamp(when), 0, 59), key)
+    inventory_week(trail.branch(INVENTORY_SEED))
+
+
+def inventory_week(trail: Trail) -> None:
+    """inventory-sync, deployed on the first afternoon, then a few stock-update batches a day
+    (a batch can take one or two invocations of the same warm environment)."""
+    fn = LambdaFunction("inventory-sync", INVENTORY_ROLE, PYTHON_LAMBDA_UA, egress_ip=INVENTORY_NAT_IP)
+    live = ci_create_inventory_sync(trail, trail.after(stamp(INVENTORY_DEPLOY), 0, 59)) + timedelta(minutes=5)
+    for n in range(DAYS):
+        day = FIRST_DAY + timedelta(days=n)
+        count = 2 if day.weekday() >= 5 else trail.rng.randint(3, 5)
+        minutes = sorted(trail.rng.randrange(6 * 60, 22 * 60) for _ in range(count))
+        for m in minutes:
+            start = day + timedelta(minutes=m, seconds=trail.rng.randrange(60))
+            if start < live:
+                continue
+            for _ in range(trail.rng.randint(1, 2)):
+                start = trail.after(inventory_sync_run(trail, fn, start), 2, 45)
 
 
 # --------------------------------------------------------------------------
@@ -923,21 +1037,49 @@ class LogFile:
 
 def package(trail: Trail) -> list[LogFile]:
     """Group records per region into 5-minute delivery windows.  Records in a file are only
-    roughly time-ordered, as with real CloudTrail."""
-    windows: dict[tuple[str, datetime], list[dict]] = {}
+    roughly time-ordered, as with real CloudTrail.
+
+    Each random stream jumbles its own records with its own generator, and a window's delivery
+    time and file name come from the first stream with records in it.  A window the original
+    stream has no part in therefore costs it nothing, and one it shares only gains the other
+    stream's records (merged in by time), so adding a stream leaves the rest of the files as they were."""
+    windows: dict[tuple[str, datetime], list[list[dict]]] = {}
     for e in trail.emitted:
         t = datetime.strptime(e.record["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
         start = t - timedelta(minutes=t.minute % 5, seconds=t.second)
-        windows.setdefault((e.record["awsRegion"], start), []).append(e.record)
+        parts = windows.setdefault((e.record["awsRegion"], start), [[] for _ in trail.streams])
+        parts[e.stream].append(e.record)
     files = []
-    for (region, start), records in sorted(windows.items()):
-        records.sort(key=lambda r: r["eventTime"])
-        for i in range(len(records) - 1):
-            if trail.rng.random() < 0.15:
-                records[i], records[i + 1] = records[i + 1], records[i]
-        delivered = start + DELIVERY_WINDOW + timedelta(seconds=trail.rng.randrange(30, 240))
-        files.append(LogFile(region, delivered, trail.token(16, ALNUM), records))
+    for (region, start), parts in sorted(windows.items()):
+        merged: list[dict] = []
+        owner: LogFile | None = None
+        for stream, records in zip(trail.streams, parts):
+            if not records:
+                continue
+            records.sort(key=lambda r: r["eventTime"])
+            for i in range(len(records) - 1):
+                if stream.rng.random() < 0.15:
+                    records[i], records[i + 1] = records[i + 1], records[i]
+            if owner is None:
+                delivered = start + DELIVERY_WINDOW + timedelta(seconds=stream.rng.randrange(30, 240))
+                owner = LogFile(region, delivered, stream.token(16, ALNUM), [])
+            merged = interleave(merged, records)
+        owner.records = merged
+        files.append(owner)
     return files
+
+
+def interleave(a: list[dict], b: list[dict]) -> list[dict]:
+    """Merge two roughly time-ordered lists by event time, keeping each list's own order."""
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        if a[i]["eventTime"] <= b[j]["eventTime"]:
+            out.append(a[i])
+            i += 1
+        else:
+            out.append(b[j])
+            j += 1
+    return out + a[i:] + b[j:]
 
 
 def digests(trail: Trail, files: list[LogFile], region: str = WORK) -> list[tuple[str, bytes]]:

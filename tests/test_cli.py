@@ -33,19 +33,19 @@ def demo_db(tmp_path_factory) -> str:
 def test_mine_prints_a_summary(demo_db, tmp_path):
     result = run("mine", DEMO_LOGS, "--store", str(tmp_path / "s.db"), "--workers", "1")
     assert result.exit_code == 0
-    assert "mined 142 of 142 inputs" in result.output and "7 digest files skipped" in result.output
-    assert "2,446 events counted" in result.output
+    assert "mined 159 of 159 inputs" in result.output and "7 digest files skipped" in result.output
+    assert "2,655 events counted" in result.output
 
 
 def test_mine_json_summary_is_machine_readable(tmp_path):
     result = run("mine", DEMO_LOGS, "--store", str(tmp_path / "s.db"), "--format", "json")
     data = json.loads(result.output)
-    assert data["events"] == 2446 and data["duplicates"] == 0 and data["formats"] == {"cloudtrail-log": 142}
+    assert data["events"] == 2655 and data["duplicates"] == 0 and data["formats"] == {"cloudtrail-log": 159}
 
 
 def test_second_mine_reads_nothing(demo_db):
     result = run("mine", DEMO_LOGS, "--store", demo_db)
-    assert result.exit_code == 0 and "mined 0 of 142 inputs (142 already mined" in result.output
+    assert result.exit_code == 0 and "mined 0 of 159 inputs (159 already mined" in result.output
 
 
 def test_summary_lists_principals_and_coverage(demo_db):
@@ -53,7 +53,7 @@ def test_summary_lists_principals_and_coverage(demo_db):
     assert "arn:aws:iam::210987654321:role/ci/github-deployer [role]" in out
     assert "210987654321 eu-west-1: 2026-11-02" in out and "210987654321 us-east-1" in out
     data = json.loads(run("summary", "--store", demo_db, "--format", "json").output)
-    assert data["totals"]["events"] == 2446
+    assert data["totals"]["events"] == 2655
     assert {p["principal"] for p in data["principals"]} >= {"arn:aws:iam::210987654321:user/alice"}
 
 
