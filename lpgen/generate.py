@@ -200,6 +200,16 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
             if all(r not in ("unknown",) for r in seen) and not key[0].startswith(("iam:", "sts:")):
                 conditions[key].add(("StringEquals", "aws:RequestedRegion", ",".join(sorted(seen))))
     statements = _statements(grants, conditions, options, catalog)
+    for (action, denied), resources in sorted(grants.items()):
+        for pattern in collapse(resources, options):
+            covered = sorted(r for r in resources if r != pattern and fnmatch.fnmatchcase(r, pattern))
+            if pattern.endswith("*") and covered and pattern in resources:
+                notes.append(f"{action}: {len(covered)} resources covered by {pattern}, also granted")
+            elif pattern.endswith("*") and len(covered) > 1:
+                notes.append(f"{action}: {len(covered)} resources collapsed to {pattern} (more than "
+                             f"--prefix-threshold {options.prefix_threshold}; e.g. {covered[0]})")
+            elif pattern not in resources and pattern != "*":
+                notes.append(f"{action}: {', '.join(covered) or pattern} generalised to {pattern}")
     return GeneratedPolicy(principal=principal, statements=statements, notes=tuple(notes),
                            evidence={a: _evidence(e) for a, e in sorted(evidence.items())})
 

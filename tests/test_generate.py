@@ -187,3 +187,9 @@ def test_lambda_baseline_follows_what_the_deployment_said(tmp_path):
     assert set(grants(generate(rows, GenerateOptions(baseline=False))[role])) == {"dynamodb:GetItem"}
     deployer_policy = grants(generate(rows)[f"arn:aws:iam::{account}:role/ci/deployer"])
     assert deployer_policy["iam:PassRole"] == {role}
+
+
+def test_collapsing_is_explained(rows):
+    notes = generate(rows)[READER].notes
+    assert any(n.startswith("s3:GetObject: 47 resources collapsed to arn:aws:s3:::acme-reports-prod/reports/2026/11/*")
+               for n in notes)
