@@ -10,8 +10,13 @@ import time
 from pathlib import Path
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lpgen import __version__
+from lpgen.attached import AttachedError, AuthorizationDetails, live_attached
+from lpgen.aws import client_factory
+from lpgen.diff import DiffOptions, diff, render_diff
+from lpgen.expand import expand
 from lpgen.filters import FilterError, Window, parse_instant, principal_matcher
 from lpgen.generate import INLINE_POLICIES_LIMIT, MANAGED_POLICY_LIMIT, GenerateOptions, generate, size
 from lpgen.graph import UsageGraph
@@ -61,7 +66,7 @@ def library_errors(f):
     def wrapper(*args, **kwargs):
         try:
             return f(*args, **kwargs)
-        except (StoreError, FilterError) as exc:
+        except (StoreError, FilterError, AttachedError) as exc:
             raise click.ClickException(str(exc)) from None
     return wrapper
 
@@ -274,3 +279,75 @@ def generate_command(sources, store, since, until, principals, fmt, output, incl
         if size(policy.document()) > INLINE_POLICIES_LIMIT:
             click.echo(f"note: the policy of {principal} exceeds the {INLINE_POLICIES_LIMIT:,} characters a role's "
                        "inline policies may total: attach it as managed policies", err=True)
+
+
+def attached_options(f):
+    f = click.option("--endpoint-url", help="AWS endpoint (for tests and private endpoints).")(f)
+    f = click.option("--region", help="AWS region for --live.")(f)
+    f = click.option("--profile", help="AWS profile for --live.")(f)
+    f = click.option("--live", is_flag=True, help="Read the attached policies from IAM (read-only calls).")(f)
+    f = click.option("--attached", "attached_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="An `aws iam get-account-authorization-details` output.")(f)
+    return f
+
+
+def _load_attached(principal, attached_file, live, profile, region, endpoint_url):
+    if bool(attached_file) == bool(live):
+        raise click.UsageError("give exactly one of --attached FILE or --live")
+    if live:
+        try:
+            return live_attached(principal, client_factory(profile=profile, region=region, endpoint_url=endpoint_url))
+        except (BotoCoreError, ClientError) as exc:
+            raise click.ClickException(f"reading IAM: {exc}") from None
+    return AuthorizationDetails.load(attached_file).attached(principal)
+
+
+@main.command("attached")
+@click.option("--principal", required=True, metavar="ARN", help="The role or user ARN.")
+@attached_options
+@format_option("text", "json")
+@library_errors
+def attached_command(principal, attached_file, live, profile, region, endpoint_url, fmt):
+    """Print what a principal is granted, expanded to concrete actions."""
+    expanded = expand(_load_attached(principal, attached_file, live, profile, region, endpoint_url))
+    if fmt == "json":
+        click.echo(json.dumps({"principal": principal, "notes": list(expanded.notes),
+                               "unknown_actions": list(expanded.unknown_actions),
+                               "grants": {a: expanded.patterns(a) for a in expanded.actions()}},
+                              indent=2, sort_keys=True))
+        return
+    click.echo(f"{principal}: {len(expanded.grants):,} actions granted")
+    for note in expanded.notes:
+        click.echo(f"note: {note}")
+    for action in expanded.actions():
+        click.echo(f"  {action} on {', '.join(expanded.patterns(action)) or '*'}")
+
+
+@main.command("diff")
+@click.argument("sources", nargs=-1, metavar="[SOURCE...]")
+@click.option("--principal", required=True, metavar="ARN", help="The role or user ARN.")
+@store_option
+@attached_options
+@click.option("--min-days", type=click.IntRange(min=0), default=30, show_default=True,
+              help="Call nothing unused when the window covers fewer days.")
+@click.option("--data-events", metavar="PREFIXES",
+              help="IAM prefixes whose data events the trail logged (s3,lambda,...); default: seen in the store.")
+@click.option("--fail-on", type=click.Choice(["unused", "over-broad", "missing"]),
+              help="Exit 1 when the diff has findings of this category (for CI).")
+@format_option("text", "json", "md")
+@library_errors
+def diff_command(sources, principal, store, attached_file, live, profile, region, endpoint_url, min_days,
+                 data_events, fail_on, fmt):
+    """Compare what a principal is granted with what it used: used, unused, unobservable, over-broad, missing."""
+    attached = _load_attached(principal, attached_file, live, profile, region, endpoint_url)
+    with UsageStore(store, create=bool(sources)) as usage_store:
+        if sources:
+            _warn(mine([open_source(s) for s in sources], usage_store).problems)
+        rows = list(usage_store.usage(include_service=True))
+        coverage = usage_store.coverage()
+    options = DiffOptions(min_days=min_days, data_events=frozenset(p.strip() for p in data_events.split(",") if p.strip())
+                          if data_events else None)
+    result = diff(principal, rows, expand(attached), coverage, options, attached_documents=attached.documents())
+    click.echo(render_diff(result, fmt), nl=False)
+    if fail_on and result.counts()[fail_on]:
+        sys.exit(1)

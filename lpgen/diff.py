@@ -1,0 +1,217 @@
+"""The diff: what a principal is granted against what it used, as set algebra over (action, resource).
+
+Categories, per granted action:
+
+- ``used``: granted and observed;
+- ``over-broad``: used, but granted on ``*`` or a pattern wider than the resources used;
+- ``unused``: granted, CloudTrail could have shown it, and the window saw no use;
+- ``unobservable``: granted, but CloudTrail could not have shown it (data events the trail
+  did not log, ``iam:PassRole``, the Lambda baseline): never recommended for removal;
+
+and per observed action not granted: ``missing`` (used or wanted-and-denied).
+Nothing is called unused when the window is shorter than ``min_days``: it is "not judged".
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from deepdiff import DeepDiff
+
+from lpgen.catalog import Catalog, load_catalog
+from lpgen.expand import Expanded
+from lpgen.generate import GeneratedPolicy, GenerateOptions, generate
+from lpgen.mapping import NEVER, Call, map_call, observability
+from lpgen.model import DENIED
+from lpgen.store import CoverageRow, UsageRow
+
+USED, OVER_BROAD, UNUSED, UNOBSERVABLE, MISSING, NOT_JUDGED = (
+    "used", "over-broad", "unused", "unobservable", "missing", "not-judged")
+CATEGORIES = (USED, OVER_BROAD, UNUSED, UNOBSERVABLE, MISSING, NOT_JUDGED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiffOptions:
+    min_days: int = 30
+    data_events: frozenset[str] | None = None  # IAM prefixes whose data events the trail logged; None: from the store
+    generate: GenerateOptions = GenerateOptions()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    action: str
+    category: str
+    granted_on: tuple[str, ...] = ()
+    used_on: tuple[str, ...] = ()
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
+    first: str | None
+    last: str | None
+    days: int
+    regions: tuple[str, ...]
+    accounts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrincipalDiff:
+    principal: str
+    window: Window
+    judged: bool
+    entries: tuple[Entry, ...]
+    before: int  # granted actions
+    after: int  # actions in the recommended policy
+    unused_services: tuple[str, ...]
+    recommended: GeneratedPolicy | None
+    document_diff: str
+    notes: tuple[str, ...] = field(default=())
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(e.category for e in self.entries)
+        return {k: c.get(k, 0) for k in CATEGORIES}
+
+
+def window_of(coverage: list[CoverageRow]) -> Window:
+    days = {c.day for c in coverage}
+    return Window(first=min((c.first_time for c in coverage), default=None),
+                  last=max((c.last_time for c in coverage), default=None), days=len(days),
+                  regions=tuple(sorted({c.region for c in coverage})),
+                  accounts=tuple(sorted({c.account for c in coverage})))
+
+
+def logged_data_events(rows: list[UsageRow], catalog: Catalog) -> frozenset[str]:
+    """IAM prefixes with at least one data event in the store: the trail logged them."""
+    return frozenset(p for p in (catalog.prefix_for_event_source(r.source) for r in rows
+                                 if r.category == "Data") if p)
+
+
+def diff(principal: str, rows: list[UsageRow], expanded: Expanded, coverage: list[CoverageRow],
+         options: DiffOptions = DiffOptions(), catalog: Catalog | None = None,
+         attached_documents: dict[str, dict] | None = None) -> PrincipalDiff:
+    """Compare what ``principal`` is granted (``expanded``) with its use in ``rows``."""
+    catalog = catalog or load_catalog()
+    window = window_of(coverage)
+    judged = window.days >= options.min_days
+    data_prefixes = options.data_events if options.data_events is not None else logged_data_events(rows, catalog)
+    policies = generate(rows, options.generate, catalog)
+    recommended = policies.get(principal)
+    used: dict[str, set[str]] = defaultdict(set)
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        if row.principal != principal:
+            continue
+        mapping = map_call(Call.of_row(row), catalog)
+        for p in mapping.permissions:
+            (wanted if row.error_class == DENIED else used)[p.action].update(p.resources)
+    baseline = {a for a, e in (recommended.evidence.items() if recommended else ())
+                if all(p.startswith("baseline:") for p in e.provenance)}
+    recommended_resources = _resources(recommended)
+    entries: list[Entry] = []
+    for action in expanded.actions():
+        granted = tuple(expanded.patterns(action)) or ("*",)
+        if action in used:
+            wide = [g for g in granted if not any(g == r or fnmatch.fnmatchcase(g, r)
+                                                  for r in recommended_resources.get(action, ()))]
+            if wide:
+                entries.append(Entry(action=action, category=OVER_BROAD, granted_on=granted,
+                                     used_on=tuple(sorted(used[action])),
+                                     why=f"granted on {', '.join(wide)}; used on {len(used[action])} resource(s)"))
+            else:
+                entries.append(Entry(action=action, category=USED, granted_on=granted,
+                                     used_on=tuple(sorted(used[action]))))
+            continue
+        why = _unobservable(action, baseline, data_prefixes)
+        if why:
+            entries.append(Entry(action=action, category=UNOBSERVABLE, granted_on=granted, why=why))
+        elif not judged:
+            entries.append(Entry(action=action, category=NOT_JUDGED, granted_on=granted,
+                                 why=f"the window covers {window.days} day(s), fewer than --min-days {options.min_days}"))
+        else:
+            entries.append(Entry(action=action, category=UNUSED, granted_on=granted,
+                                 why=f"no use in {window.days} days ({window.first} .. {window.last})"))
+    granted_actions = set(expanded.grants)
+    for action in sorted((set(used) | set(wanted)) - granted_actions):
+        denied_only = action not in used
+        entries.append(Entry(action=action, category=MISSING,
+                             used_on=tuple(sorted(used.get(action) or wanted.get(action))),
+                             why="wanted and denied" if denied_only else
+                             "used but not granted by these policies (a resource policy or another grant allowed it)"))
+    unused_services = sorted({e.action.split(":", 1)[0] for e in entries if e.category == UNUSED}
+                             - {a.split(":", 1)[0] for a in used})
+    document_diff = ""
+    if attached_documents is not None and recommended is not None:
+        delta = DeepDiff(attached_documents, {"recommended": recommended.document()}, ignore_order=True,
+                         verbose_level=2)
+        document_diff = delta.pretty()
+    notes = list(expanded.notes)
+    if not judged:
+        notes.append(f"nothing is called unused: the window covers {window.days} day(s), fewer than --min-days "
+                     f"{options.min_days}")
+    return PrincipalDiff(principal=principal, window=window, judged=judged,
+                         entries=tuple(sorted(entries, key=lambda e: (CATEGORIES.index(e.category), e.action))),
+                         before=len(granted_actions), after=len(recommended_resources), unused_services=tuple(
+                             unused_services), recommended=recommended, document_diff=document_diff,
+                         notes=tuple(notes))
+
+
+def _resources(policy: GeneratedPolicy | None) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for s in policy.statements if policy else ():
+        for a in s.actions:
+            out[a].update(s.resources)
+    return out
+
+
+def _unobservable(action: str, baseline: set[str], data_prefixes: frozenset[str]) -> str:
+    kind = observability(action)
+    if kind == NEVER:
+        return "CloudTrail records no event for this permission"
+    if action in baseline:
+        return "used by the Lambda service on the role's behalf (baseline), not shown as the role's calls"
+    if kind == "data" and action.split(":", 1)[0] not in data_prefixes:
+        return "a data event the trail did not log"
+    return ""
+
+
+def render_diff(d: PrincipalDiff, fmt: str = "text") -> str:
+    if fmt == "json":
+        return json.dumps({
+            "principal": d.principal, "judged": d.judged, "counts": d.counts(), "before": d.before, "after": d.after,
+            "window": {"first": d.window.first, "last": d.window.last, "days": d.window.days,
+                       "regions": list(d.window.regions), "accounts": list(d.window.accounts)},
+            "unused_services": list(d.unused_services), "notes": list(d.notes),
+            "entries": [{"action": e.action, "category": e.category, "granted_on": list(e.granted_on),
+                         "used_on": list(e.used_on), "why": e.why} for e in d.entries],
+            "recommended": d.recommended.document() if d.recommended else None,
+        }, indent=2, sort_keys=True) + "\n"
+    md = fmt == "md"
+    head = f"## {d.principal}" if md else d.principal
+    c = d.counts()
+    lines = [head, "",
+             f"window: {d.window.first} .. {d.window.last}, {d.window.days} days, regions "
+             f"{', '.join(d.window.regions) or '-'}" + ("" if d.judged else " (too short to call anything unused)"),
+             "granted actions: {} → recommended: {}".format(d.before, d.after),
+             "counts: " + ", ".join(f"{k} {v}" for k, v in c.items() if v)]
+    if d.unused_services:
+        lines.append("unused services: " + ", ".join(d.unused_services))
+    lines += [f"note: {n}" for n in d.notes]
+    for category in CATEGORIES:
+        group = [e for e in d.entries if e.category == category]
+        if not group:
+            continue
+        lines += ["", f"### {category} ({len(group)})" if md else f"{category} ({len(group)})"]
+        shown = group if category != UNUSED or len(group) <= 40 else group[:40]
+        for e in shown:
+            detail = f" — {e.why}" if e.why else ""
+            lines.append(f"{'- ' if md else '  '}{e.action}{detail}")
+        if len(shown) < len(group):
+            lines.append(f"{'- ' if md else '  '}... and {len(group) - len(shown)} more (--format json lists all)")
+    if d.document_diff:
+        lines += ["", "### attached → recommended" if md else "attached → recommended (deepdiff)"]
+        lines += ["```", d.document_diff, "```"] if md else ["  " + l for l in d.document_diff.splitlines()]
+    return "\n".join(lines) + "\n"
