@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from deepdiff import DeepDiff
 
 from lpgen.catalog import Catalog, load_catalog
-from lpgen.expand import Expanded
+from lpgen.expand import Expanded, covers
 from lpgen.generate import GeneratedPolicy, GenerateOptions, generate
 from lpgen.mapping import NEVER, Call, map_call, observability
 from lpgen.model import DENIED
@@ -135,19 +135,22 @@ def diff(principal: str, rows: list[UsageRow], expanded: Expanded, coverage: lis
             entries.append(Entry(action=action, category=UNUSED, granted_on=granted,
                                  why=f"no use in {window.days} days ({window.first} .. {window.last})"))
     granted_actions = set(expanded.grants)
-    for action in sorted((set(used) | set(wanted)) - granted_actions):
-        denied_only = action not in used
-        entries.append(Entry(action=action, category=MISSING,
-                             used_on=tuple(sorted(used.get(action) or wanted.get(action))),
-                             why="wanted and denied" if denied_only else
-                             "used but not granted by these policies (a resource policy or another grant allowed it)"))
+    for action in sorted(set(used) | set(wanted)):
+        patterns = expanded.patterns(action) if action in granted_actions else []
+        for resources, why in ((used.get(action, set()), "used but not granted by these policies (a resource "
+                                "policy or another grant allowed it)"), (wanted.get(action, set()), "wanted and denied")):
+            uncovered = sorted(r for r in resources if not (patterns and (
+                r == "*" and "*" in patterns or r != "*" and covers(patterns, r))))
+            if uncovered:
+                entries.append(Entry(action=action, category=MISSING, used_on=tuple(uncovered), why=why))
     unused_services = sorted({e.action.split(":", 1)[0] for e in entries if e.category == UNUSED}
                              - {a.split(":", 1)[0] for a in used})
     document_diff = ""
     if attached_documents is not None and recommended is not None:
-        delta = DeepDiff(attached_documents, {"recommended": recommended.document()}, ignore_order=True,
-                         verbose_level=2)
-        document_diff = delta.pretty()
+        before = [s for doc in attached_documents.values() for s in _comparable(doc)]
+        after = _comparable(recommended.document())
+        document_diff = DeepDiff({"statements": before}, {"statements": after}, ignore_order=True,
+                                 verbose_level=2).pretty()
     notes = list(expanded.notes)
     if not judged:
         notes.append(f"nothing is called unused: the window covers {window.days} day(s), fewer than --min-days "
@@ -157,6 +160,17 @@ def diff(principal: str, rows: list[UsageRow], expanded: Expanded, coverage: lis
                          before=len(granted_actions), after=len(recommended_resources), unused_services=tuple(
                              unused_services), recommended=recommended, document_diff=document_diff,
                          notes=tuple(notes))
+
+
+def _comparable(document: dict) -> list[dict]:
+    """A document's statements without Sids, lists sorted: what deepdiff compares across policies."""
+    raw = document.get("Statement", [])
+    out = []
+    for s in [raw] if isinstance(raw, dict) else raw:
+        item = {k: sorted(v) if isinstance(v, list) else v for k, v in s.items() if k != "Sid"}
+        out.append({k: ([v] if k in ("Action", "NotAction", "Resource", "NotResource") and isinstance(v, str) else v)
+                    for k, v in item.items()})
+    return out
 
 
 def _resources(policy: GeneratedPolicy | None) -> dict[str, set[str]]:

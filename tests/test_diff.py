@@ -1,0 +1,218 @@
+"""The diff: granted against used, offline from the demo's authorization details and live from
+IAM (moto's server, real HTTP, AWS managed policies loaded) — both must agree."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+
+import pytest
+import requests
+from click.testing import CliRunner
+from moto.server import ThreadedMotoServer
+
+from lpgen.attached import Attached, AttachedError, AuthorizationDetails, live_attached
+from lpgen.aws import client_factory
+from lpgen.cli import main
+from lpgen.diff import MISSING, NOT_JUDGED, OVER_BROAD, UNOBSERVABLE, UNUSED, USED, DiffOptions, diff, render_diff
+from lpgen.expand import expand
+from lpgen.mine import mine
+from lpgen.sources.local import LocalSource
+from lpgen.store import UsageStore
+
+from .conftest import DEMO
+
+FILE = DEMO / "authorization-details.json"
+ACCOUNT, MOTO_ACCOUNT = "210987654321", "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/service-role"
+READER, CONFIG, NOTIFIER = (f"{ROLE}/reports-reader-role-k2j4h6", f"{ROLE}/config-loader-role-z7x8c9",
+                            f"{ROLE}/notifier-role-a1b2c3")
+DEPLOYER, ALICE = f"arn:aws:iam::{ACCOUNT}:role/ci/github-deployer", f"arn:aws:iam::{ACCOUNT}:user/alice"
+WEEK = DiffOptions(min_days=7)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("diff") / "usage.db"
+    with UsageStore(path) as s:
+        mine([LocalSource(DEMO / "AWSLogs")], s)
+        return path, list(s.usage(include_service=True)), s.coverage()
+
+
+def demo_diff(store, principal, options=WEEK):
+    _, rows, coverage = store
+    attached = AuthorizationDetails.load(FILE).attached(principal)
+    return diff(principal, rows, expand(attached), coverage, options, attached_documents=attached.documents())
+
+
+def by_category(d) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for e in d.entries:
+        out.setdefault(e.category, set()).add(e.action)
+    return out
+
+
+def test_s3_full_access_reading_one_prefix(store):
+    d = demo_diff(store, READER)
+    cats = by_category(d)
+    assert "s3:GetObject" in cats[OVER_BROAD]
+    assert len({a for a in cats[UNUSED] if a.startswith("s3:")}) > 100
+    assert {"s3:DeleteObject", "s3:PutBucketPolicy", "s3:CreateBucket"} <= cats[UNUSED]
+    reads = [s for s in d.recommended.statements if "s3:GetObject" in s.actions]
+    assert [s.resources for s in reads] == [("arn:aws:s3:::acme-reports-prod/reports/2026/11/*",)]
+    assert d.before > 150 and d.after < 10
+
+
+def test_data_events_the_trail_did_not_log_are_unobservable_not_unused(store):
+    d = demo_diff(store, READER, DiffOptions(min_days=7, data_events=frozenset()))
+    cats = by_category(d)
+    assert "s3:DeleteObject" in cats[UNOBSERVABLE] and "s3:DeleteObject" not in cats.get(UNUSED, set())
+    assert "s3:PutBucketPolicy" in cats[UNUSED]  # a management event: the trail would have shown it
+
+
+def test_lambda_baseline_and_pass_role_are_never_called_unused(store):
+    cats = by_category(demo_diff(store, READER))
+    assert "logs:PutLogEvents" in cats[UNOBSERVABLE]
+    deployer = by_category(demo_diff(store, DEPLOYER))
+    assert "iam:PassRole" in deployer[USED] | deployer.get(OVER_BROAD, set())
+
+
+def test_a_short_window_calls_nothing_unused(store):
+    d = demo_diff(store, READER, DiffOptions())
+    assert not d.judged and UNUSED not in by_category(d) and NOT_JUDGED in by_category(d)
+    assert "fewer than --min-days 30" in render_diff(d)
+
+
+def test_denied_call_shows_as_missing(store):
+    d = demo_diff(store, CONFIG)
+    missing = [(e.action, e.used_on, e.why) for e in d.entries if e.category == MISSING]
+    assert missing == [("ssm:GetParameter", (f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/config/billing/api-key",),
+                        "wanted and denied")]
+
+
+def test_boundary_and_explicit_deny_shape_the_grants():
+    deployer = expand(AuthorizationDetails.load(FILE).attached(DEPLOYER))
+    assert "iam:CreateRole" not in deployer.grants and "ec2:RunInstances" not in deployer.grants
+    assert "s3:DeleteBucket" in deployer.grants  # the NotAction statement's over-grant
+    config = expand(AuthorizationDetails.load(FILE).attached(CONFIG))
+    assert all(a.split(":")[0] in {"logs", "ssm", "secretsmanager", "kms", "dynamodb", "s3", "sqs", "sns",
+                                   "xray", "ec2"} for a in config.grants)
+
+
+def test_user_gets_group_policies():
+    alice = AuthorizationDetails.load(FILE).attached(ALICE)
+    assert any(p.via == "developers" for p in alice.policies)
+
+
+def test_unknown_principal_and_bad_file_are_clean_errors(tmp_path):
+    with pytest.raises(AttachedError, match="not in the authorization details"):
+        AuthorizationDetails.load(FILE).attached(f"arn:aws:iam::{ACCOUNT}:role/nobody")
+    (tmp_path / "x.json").write_text('{"Events": []}')
+    with pytest.raises(AttachedError, match="not an authorization-details file"):
+        AuthorizationDetails.load(tmp_path / "x.json")
+
+
+def test_structural_diff_of_the_documents_is_readable(store):
+    d = demo_diff(store, NOTIFIER)
+    assert "changed from {'Effect': 'Allow', 'Action': ['sns:Publish'], 'Resource': ['*']}" in d.document_diff
+    assert "added to iterable" in d.document_diff
+
+
+def test_diff_command_formats_and_fail_on(store):
+    path, _, _ = store
+    args = ["diff", "--principal", READER, "--store", str(path), "--attached", str(FILE), "--min-days", "7"]
+    runner = CliRunner()
+    assert runner.invoke(main, [*args, "--fail-on", "unused"]).exit_code == 1
+    data = json.loads(runner.invoke(main, [*args, "--format", "json"]).output)
+    assert data["counts"][UNUSED] > 100 and data["recommended"]["Version"] == "2012-10-17"
+    assert runner.invoke(main, [*args, "--format", "md"]).output.startswith(f"## {READER}")
+    attached = runner.invoke(main, ["attached", "--principal", CONFIG, "--attached", str(FILE)])
+    assert attached.exit_code == 0 and "permissions boundary" in attached.output
+    assert runner.invoke(main, ["attached", "--principal", CONFIG]).exit_code == 2
+
+
+# -- live IAM through moto's server ------------------------------------------------------------
+
+
+def _load_into_iam(iam, details: dict) -> None:
+    """Create the file's policies, groups, roles and users in IAM (moto), in moto's account."""
+    local = lambda value: json.loads(json.dumps(value).replace(f":{ACCOUNT}:", f":{MOTO_ACCOUNT}:"))  # noqa: E731
+    for p in details["Policies"]:
+        if ":iam::aws:policy/" in p["Arn"]:
+            continue
+        doc = next(v["Document"] for v in p["PolicyVersionList"] if v["IsDefaultVersion"])
+        iam.create_policy(PolicyName=p["PolicyName"], Path=p["Path"], PolicyDocument=json.dumps(local(doc)))
+    for g in details["GroupDetailList"]:
+        iam.create_group(GroupName=g["GroupName"], Path=g["Path"])
+        for p in g.get("GroupPolicyList", []):
+            iam.put_group_policy(GroupName=g["GroupName"], PolicyName=p["PolicyName"],
+                                 PolicyDocument=json.dumps(local(p["PolicyDocument"])))
+        for p in g.get("AttachedManagedPolicies", []):
+            iam.attach_group_policy(GroupName=g["GroupName"], PolicyArn=local(p["PolicyArn"]))
+    for r in details["RoleDetailList"]:
+        extra = {"PermissionsBoundary": local(r["PermissionsBoundary"]["PermissionsBoundaryArn"])} \
+            if r.get("PermissionsBoundary") else {}
+        iam.create_role(RoleName=r["RoleName"], Path=r["Path"],
+                        AssumeRolePolicyDocument=json.dumps(local(r["AssumeRolePolicyDocument"])), **extra)
+        for p in r.get("RolePolicyList", []):
+            iam.put_role_policy(RoleName=r["RoleName"], PolicyName=p["PolicyName"],
+                                PolicyDocument=json.dumps(local(p["PolicyDocument"])))
+        for p in r.get("AttachedManagedPolicies", []):
+            iam.attach_role_policy(RoleName=r["RoleName"], PolicyArn=local(p["PolicyArn"]))
+    for u in details["UserDetailList"]:
+        iam.create_user(UserName=u["UserName"], Path=u["Path"])
+        for p in u.get("UserPolicyList", []):
+            iam.put_user_policy(UserName=u["UserName"], PolicyName=p["PolicyName"],
+                                PolicyDocument=json.dumps(local(p["PolicyDocument"])))
+        for p in u.get("AttachedManagedPolicies", []):
+            iam.attach_user_policy(UserName=u["UserName"], PolicyArn=local(p["PolicyArn"]))
+        for group in u.get("GroupList", []):
+            iam.add_user_to_group(GroupName=group, UserName=u["UserName"])
+
+
+@pytest.fixture(scope="module")
+def live_iam():
+    names = ("MOTO_IAM_LOAD_MANAGED_POLICIES", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    previous = {n: os.environ.get(n) for n in names}
+    os.environ.update({"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing"})
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # a fresh IAM backend, with AWS managed policies
+    factory = client_factory(region="us-east-1", endpoint_url=endpoint)
+    _load_into_iam(factory("iam"), json.loads(FILE.read_text()))
+    try:
+        yield factory, endpoint
+    finally:
+        server.stop()
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.mark.parametrize("principal", [READER, CONFIG, NOTIFIER, DEPLOYER, ALICE], ids=lambda p: p.rsplit("/", 1)[-1])
+def test_live_and_offline_give_the_same_diff(store, live_iam, principal):
+    factory, _ = live_iam
+    live = live_attached(principal.replace(ACCOUNT, MOTO_ACCOUNT), factory)
+    back = lambda p: replace(p, document=json.loads(json.dumps(p.document).replace(MOTO_ACCOUNT, ACCOUNT)))  # noqa: E731
+    live = Attached(principal=principal, policies=tuple(back(p) for p in live.policies),
+                    boundary=back(live.boundary) if live.boundary else None)
+    _, rows, coverage = store
+    online = diff(principal, rows, expand(live), coverage, WEEK)
+    offline = demo_diff(store, principal)
+    normalise = lambda d: json.loads(render_diff(d, "json").replace(MOTO_ACCOUNT, ACCOUNT))  # noqa: E731
+    assert normalise(online) == normalise(offline)
+
+
+def test_attached_command_live(live_iam):
+    _, endpoint = live_iam
+    moto_role = READER.replace(ACCOUNT, MOTO_ACCOUNT)
+    result = CliRunner().invoke(main, ["attached", "--principal", moto_role, "--live", "--endpoint-url", endpoint,
+                                       "--region", "us-east-1", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "s3:DeleteBucket" in json.loads(result.output)["grants"]
