@@ -21,6 +21,7 @@ from lpgen.filters import FilterError, Window, parse_instant, principal_matcher
 from lpgen.generate import INLINE_POLICIES_LIMIT, MANAGED_POLICY_LIMIT, GenerateOptions, generate, size
 from lpgen.graph import UsageGraph
 from lpgen.mine import MineOptions, MineReport, mine
+from lpgen.live import logged_data_prefixes, recently_accessed_services
 from lpgen.mapping import Call, explain, map_call, map_record, mapping_dict, render_explanation
 from lpgen.model import Problem
 from lpgen.normalize import BadRecord
@@ -332,12 +333,14 @@ def attached_command(principal, attached_file, live, profile, region, endpoint_u
               help="Call nothing unused when the window covers fewer days.")
 @click.option("--data-events", metavar="PREFIXES",
               help="IAM prefixes whose data events the trail logged (s3,lambda,...); default: seen in the store.")
+@click.option("--access-advisor-days", type=click.IntRange(min=1), default=90, show_default=True,
+              help="With --live: a service Access Advisor saw used within these days is not called unused.")
 @click.option("--fail-on", type=click.Choice(["unused", "over-broad", "missing"]),
               help="Exit 1 when the diff has findings of this category (for CI).")
 @format_option("text", "json", "md")
 @library_errors
 def diff_command(sources, principal, store, attached_file, live, profile, region, endpoint_url, min_days,
-                 data_events, fail_on, fmt):
+                 data_events, access_advisor_days, fail_on, fmt):
     """Compare what a principal is granted with what it used: used, unused, unobservable, over-broad, missing."""
     attached = _load_attached(principal, attached_file, live, profile, region, endpoint_url)
     with UsageStore(store, create=bool(sources)) as usage_store:
@@ -345,8 +348,17 @@ def diff_command(sources, principal, store, attached_file, live, profile, region
             _warn(mine([open_source(s) for s in sources], usage_store).problems)
         rows = list(usage_store.usage(include_service=True))
         coverage = usage_store.coverage()
-    options = DiffOptions(min_days=min_days, data_events=frozenset(p.strip() for p in data_events.split(",") if p.strip())
-                          if data_events else None)
+    logged = frozenset(p.strip() for p in data_events.split(",") if p.strip()) if data_events else None
+    recent = None
+    if live:
+        factory = client_factory(profile=profile, region=region, endpoint_url=endpoint_url)
+        try:
+            if logged is None:
+                logged = logged_data_prefixes(factory)
+            recent = recently_accessed_services(principal, factory, days=access_advisor_days)
+        except (BotoCoreError, ClientError, TimeoutError) as exc:
+            raise click.ClickException(f"reading the account: {exc}") from None
+    options = DiffOptions(min_days=min_days, data_events=logged, recently_accessed=recent)
     result = diff(principal, rows, expand(attached), coverage, options, attached_documents=attached.documents())
     click.echo(render_diff(result, fmt), nl=False)
     if fail_on and result.counts()[fail_on]:

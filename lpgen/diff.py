@@ -37,6 +37,7 @@ CATEGORIES = (USED, OVER_BROAD, UNUSED, UNOBSERVABLE, MISSING, NOT_JUDGED)
 class DiffOptions:
     min_days: int = 30
     data_events: frozenset[str] | None = None  # IAM prefixes whose data events the trail logged; None: from the store
+    recently_accessed: dict[str, str] | None = None  # Access Advisor: service namespace → last access (live)
     generate: GenerateOptions = GenerateOptions()
 
 
@@ -128,6 +129,10 @@ def diff(principal: str, rows: list[UsageRow], expanded: Expanded, coverage: lis
         why = _unobservable(action, baseline, data_prefixes)
         if why:
             entries.append(Entry(action=action, category=UNOBSERVABLE, granted_on=granted, why=why))
+        elif options.recently_accessed and action.split(":", 1)[0] in options.recently_accessed:
+            entries.append(Entry(action=action, category=NOT_JUDGED, granted_on=granted,
+                                 why=f"Access Advisor saw {action.split(':', 1)[0]} used on "
+                                     f"{options.recently_accessed[action.split(':', 1)[0]]}, outside the trail window"))
         elif not judged:
             entries.append(Entry(action=action, category=NOT_JUDGED, granted_on=granted,
                                  why=f"the window covers {window.days} day(s), fewer than --min-days {options.min_days}"))

@@ -216,3 +216,45 @@ def test_attached_command_live(live_iam):
                                        "--region", "us-east-1", "--format", "json"])
     assert result.exit_code == 0, result.output
     assert "s3:DeleteBucket" in json.loads(result.output)["grants"]
+
+
+def test_event_selectors_say_which_data_events_were_logged(live_iam):
+    from lpgen.live import logged_data_prefixes
+
+    factory, _ = live_iam
+    factory("s3").create_bucket(Bucket="trail-logs")
+    cloudtrail = factory("cloudtrail")
+    cloudtrail.create_trail(Name="main", S3BucketName="trail-logs")
+    cloudtrail.put_event_selectors(TrailName="main", EventSelectors=[{
+        "ReadWriteType": "All", "IncludeManagementEvents": True,
+        "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3"]},
+                          {"Type": "AWS::Lambda::Function", "Values": ["arn:aws:lambda"]}]}])
+    assert logged_data_prefixes(factory) == {"s3", "lambda"}
+
+
+def test_access_advisor_keeps_recently_used_services_from_being_called_unused(store):
+    from datetime import datetime, timezone
+
+    import boto3
+    from botocore.stub import Stubber
+
+    from lpgen.live import recently_accessed_services
+
+    iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    with Stubber(iam) as stub:
+        stub.add_response("generate_service_last_accessed_details", {"JobId": "11111111-2222-3333-4444-555555555555"}, {"Arn": READER})
+        stub.add_response("get_service_last_accessed_details", {
+            "JobStatus": "COMPLETED", "JobCreationDate": datetime(2026, 11, 20, tzinfo=timezone.utc),
+            "JobCompletionDate": datetime(2026, 11, 20, tzinfo=timezone.utc),
+            "ServicesLastAccessed": [
+                {"ServiceName": "Amazon S3", "ServiceNamespace": "s3",
+                 "LastAuthenticated": datetime(2026, 10, 1, tzinfo=timezone.utc)},
+                {"ServiceName": "AWS Lambda", "ServiceNamespace": "lambda",
+                 "LastAuthenticated": datetime(2025, 1, 1, tzinfo=timezone.utc)},
+                {"ServiceName": "Amazon EC2", "ServiceNamespace": "ec2"}]}, {"JobId": "11111111-2222-3333-4444-555555555555"})
+        recent = recently_accessed_services(READER, lambda service: iam, days=90,
+                                            now=datetime(2026, 11, 20, tzinfo=timezone.utc))
+    assert recent == {"s3": "2026-10-01T00:00:00Z"}
+    d = demo_diff(store, READER, DiffOptions(min_days=7, recently_accessed=recent))
+    cats = by_category(d)
+    assert "s3:DeleteObject" in cats[NOT_JUDGED] and not any(a.startswith("s3:") for a in cats.get(UNUSED, ()))
