@@ -75,8 +75,12 @@ class StdinSource(BlobSource):
         return self._bytes()
 
 
-def open_source(spec: str) -> BlobSource:
-    """The source a command-line argument names."""
+def open_source(spec: str, **s3_options) -> BlobSource:
+    """The source a command-line argument names: a path, ``-`` for stdin, or ``s3://bucket[/prefix]``."""
     if spec == "-":
         return StdinSource()
+    if spec.startswith("s3://"):
+        from lpgen.sources.s3 import S3Source
+
+        return S3Source(spec, **s3_options)
     return LocalSource(spec)
