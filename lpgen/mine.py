@@ -284,6 +284,7 @@ class MineReport:
     duplicates: int = 0
     filtered: int = 0
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     kinds: Counter = field(default_factory=Counter)
     principals: set[str] = field(default_factory=set)
     first_time: str | None = None
@@ -318,6 +319,7 @@ def mine(
         listing = source.list()
         report.digests += listing.digests
         report.problems.extend(listing.problems)
+        report.notes.extend(listing.notes)
         for blob in listing.blobs:
             if blob.key in own_files:  # the store itself, kept beside the logs
                 continue

@@ -116,7 +116,7 @@ def render_mine_report(report: MineReport, fmt: str = "text") -> str:
         "inputs_with_problems": skipped_inputs, "records_skipped": skipped_records,
         "principals": len(report.principals), "first_event": report.first_time, "last_event": report.last_time,
         "formats": dict(sorted(report.kinds.items())), "seconds": round(report.seconds, 3),
-        "problems": [str(p) for p in report.problems],
+        "problems": [str(p) for p in report.problems], "notes": report.notes,
     }
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -131,6 +131,7 @@ def render_mine_report(report: MineReport, fmt: str = "text") -> str:
     ]
     if report.kinds:
         lines.append("  formats: " + ", ".join(f"{k} {n:,}" for k, n in sorted(report.kinds.items())))
+    lines += [f"  note: {n}" for n in report.notes]
     if report.changed:
         lines.append(f"  {report.changed:,} inputs changed since they were mined: read again, duplicates dropped")
     if report.problems:

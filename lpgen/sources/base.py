@@ -32,6 +32,7 @@ class Listing:
     blobs: tuple[Blob, ...]
     digests: int = 0
     problems: tuple[Problem, ...] = ()
+    notes: tuple[str, ...] = ()  # what the user should know about this source (not problems)
 
 
 class BlobSource(ABC):

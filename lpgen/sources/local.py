@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from lpgen.filters import Window
 from lpgen.model import Problem
 from lpgen.sources.base import Blob, BlobSource, Listing, delivery_day, is_digest
 
@@ -83,4 +84,10 @@ def open_source(spec: str, **s3_options) -> BlobSource:
         from lpgen.sources.s3 import S3Source
 
         return S3Source(spec, **s3_options)
+    if spec == "cloudtrail:lookup" or spec.startswith("cloudtrail:lookup:"):
+        from lpgen.sources.lookup import LookupSource
+
+        regions = s3_options.get("regions") or (None,)
+        return LookupSource(spec, window=s3_options.get("window") or Window(), region=regions[0],
+                            client_options=s3_options.get("client_options"))
     return LocalSource(spec)

@@ -1,0 +1,107 @@
+"""CloudTrail's LookupEvents API (``cloudtrail:lookup[:ATTRIBUTE=VALUE]``): event history.
+
+Only the last 90 days, only management (and Insights) events, 50 events a page, two
+requests a second per account and region, and one lookup attribute per request (others
+are silently ignored by the service). Data events are not available this way: the
+summary says so. The whole lookup is one input for the ledger (its region, window and
+attribute), read as a lookup-events document, so the shared decoder handles it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from lpgen.filters import FilterError, Window
+from lpgen.sources.base import Blob, BlobSource, Listing
+
+ATTRIBUTES = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource",
+              "AccessKeyId")
+RETENTION_DAYS = 90
+#: LookupEvents allows 2 requests per second per account and region.
+MIN_INTERVAL = 0.5
+
+NOTE = "LookupEvents returns management events only (90 days): data events (S3 objects, Lambda invokes...) are not in it"
+
+
+class LookupSource(BlobSource):
+    def __init__(self, spec: str, *, window: Window = Window(), region: str | None = None,
+                 client_options: dict[str, Any] | None = None,
+                 client_factory: Callable[[str], Any] | None = None, now: datetime | None = None) -> None:
+        rest = spec.split(":", 2)[2] if spec.count(":") >= 2 else ""
+        self.label = spec
+        self.attribute: tuple[str, str] | None = None
+        if rest:
+            key, sep, value = rest.partition("=")
+            if not sep or key not in ATTRIBUTES:
+                raise FilterError(f"{spec}: expected cloudtrail:lookup[:ATTRIBUTE=VALUE] with ATTRIBUTE one of "
+                                 f"{', '.join(ATTRIBUTES)}")
+            self.attribute = (key, value)
+        self.window, self.region = window, region
+        self.client_options = dict(client_options or {})
+        self._factory = client_factory
+        self.now = now
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_factory"] = None
+        return state
+
+    def _client(self):
+        if self._factory is None:
+            from lpgen.aws import client_factory
+
+            self._factory = client_factory(region=self.region, **self.client_options)
+        return self._factory("cloudtrail")
+
+    def span(self) -> tuple[datetime, datetime]:
+        now = self.now or datetime.now(timezone.utc)
+        earliest = now - timedelta(days=RETENTION_DAYS)
+        start = max(earliest, _parse(self.window.since)) if self.window.since else earliest
+        end = min(now, _parse(self.window.until)) if self.window.until else now
+        return start, end
+
+    def list(self) -> Listing:
+        start, end = self.span()
+        attribute = f":{self.attribute[0]}={self.attribute[1]}" if self.attribute else ""
+        key = (f"cloudtrail:lookup:{self.region or 'default'}{attribute}:"
+               f"{start:%Y-%m-%dT%H:%M:%SZ}..{end:%Y-%m-%dT%H:%M:%SZ}")
+        notes = [f"{self.label}: {NOTE}"]
+        if self.window.since and _parse(self.window.since) < start:
+            notes.append(f"{self.label}: the window starts before the {RETENTION_DAYS}-day event history: "
+                         f"read from {start:%Y-%m-%d}")
+        return Listing(blobs=(Blob(key=key),), notes=tuple(notes))
+
+    def read(self, blob: Blob) -> bytes:
+        """Every page of the lookup, paced to the service's rate limit, as one lookup-events document."""
+        client = self._client()
+        start, end = self.span()
+        request: dict[str, Any] = {"StartTime": start, "EndTime": end, "MaxResults": 50}
+        if self.attribute:
+            request["LookupAttributes"] = [{"AttributeKey": self.attribute[0], "AttributeValue": self.attribute[1]}]
+        events, last = [], 0.0
+        try:
+            while True:
+                wait = MIN_INTERVAL - (time.monotonic() - last)
+                if wait > 0:
+                    time.sleep(wait)
+                last = time.monotonic()
+                page = client.lookup_events(**request)
+                events += [{"CloudTrailEvent": e["CloudTrailEvent"]} for e in page.get("Events", [])
+                           if e.get("CloudTrailEvent")]
+                if not page.get("NextToken"):
+                    break
+                request["NextToken"] = page["NextToken"]
+        except Exception as exc:  # botocore errors after its retries: a clear message, not a traceback
+            response = getattr(exc, "response", None)
+            detail = (f"{response['Error'].get('Code')}: {response['Error'].get('Message')}"
+                      if isinstance(response, dict) and "Error" in response else str(exc))
+            raise OSError(f"LookupEvents failed: {detail}") from None
+        return json.dumps({"Events": events}).encode()
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
