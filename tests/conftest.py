@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -89,3 +91,32 @@ def delivery_path(root: Path, day: str = "2026/11/02", region: str = "eu-west-1"
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "usage.db"
+
+
+@contextlib.contextmanager
+def moto_server(**environment: str):
+    """moto's server on a free loopback port, with test credentials (and ``environment``) set meanwhile.
+
+    Yields the endpoint URL. The backends are reset first: a test starts from an empty account.
+    """
+    import requests
+    from moto.server import ThreadedMotoServer
+
+    settings = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1", **environment}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -4,13 +4,10 @@ IAM (moto's server, real HTTP, AWS managed policies loaded) — both must agree.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 
 import pytest
-import requests
 from click.testing import CliRunner
-from moto.server import ThreadedMotoServer
 
 from lpgen.attached import Attached, AttachedError, AuthorizationDetails, live_attached
 from lpgen.aws import client_factory
@@ -21,7 +18,7 @@ from lpgen.mine import mine
 from lpgen.sources.local import LocalSource
 from lpgen.store import UsageStore
 
-from .conftest import DEMO
+from .conftest import DEMO, moto_server
 
 FILE = DEMO / "authorization-details.json"
 ACCOUNT, MOTO_ACCOUNT = "210987654321", "123456789012"
@@ -173,26 +170,10 @@ def _load_into_iam(iam, details: dict) -> None:
 
 @pytest.fixture(scope="module")
 def live_iam():
-    names = ("MOTO_IAM_LOAD_MANAGED_POLICIES", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-    previous = {n: os.environ.get(n) for n in names}
-    os.environ.update({"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing"})
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10)  # a fresh IAM backend, with AWS managed policies
-    factory = client_factory(region="us-east-1", endpoint_url=endpoint)
-    _load_into_iam(factory("iam"), json.loads(FILE.read_text()))
-    try:
+    with moto_server(MOTO_IAM_LOAD_MANAGED_POLICIES="true") as endpoint:  # AWS managed policies loaded
+        factory = client_factory(region="us-east-1", endpoint_url=endpoint)
+        _load_into_iam(factory("iam"), json.loads(FILE.read_text()))
         yield factory, endpoint
-    finally:
-        server.stop()
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @pytest.mark.parametrize("principal", [READER, CONFIG, NOTIFIER, DEPLOYER, ALICE], ids=lambda p: p.rsplit("/", 1)[-1])

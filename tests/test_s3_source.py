@@ -4,11 +4,9 @@ listing only the days, accounts and regions asked for, incremental by key and ET
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from click.testing import CliRunner
-from moto.server import ThreadedMotoServer
 
 from lpgen.aws import client_factory
 from lpgen.cli import main
@@ -17,38 +15,22 @@ from lpgen.mine import MineOptions, mine
 from lpgen.sources.s3 import S3Source
 from lpgen.store import UsageStore
 
-from .conftest import DEMO
+from .conftest import DEMO, moto_server
 
 TRUTH = json.loads((DEMO / "truth.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def bucket():
-    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-    previous = {n: os.environ.get(n) for n in names}
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"})
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    s3 = client_factory(endpoint_url=endpoint)("s3")
-    s3.create_bucket(Bucket="trail")
-    for path in sorted((DEMO / "AWSLogs").rglob("*.json.gz")):
-        relative = path.relative_to(DEMO).as_posix()
-        s3.put_object(Bucket="trail", Key=f"account/{relative}", Body=path.read_bytes())
-        org = relative.replace("AWSLogs/210987654321/", "AWSLogs/o-abcdef1234/210987654321/")
-        s3.put_object(Bucket="trail", Key=f"both/{relative}", Body=path.read_bytes())
-        s3.put_object(Bucket="trail", Key=f"both/{org}", Body=path.read_bytes())
-    try:
+    with moto_server() as endpoint:
+        s3 = client_factory(endpoint_url=endpoint)("s3")
+        s3.create_bucket(Bucket="trail")
+        for path in sorted((DEMO / "AWSLogs").rglob("*.json.gz")):
+            relative = path.relative_to(DEMO).as_posix()
+            org = relative.replace("AWSLogs/210987654321/", "AWSLogs/o-abcdef1234/210987654321/")
+            for key in (f"account/{relative}", f"both/{relative}", f"both/{org}"):
+                s3.put_object(Bucket="trail", Key=key, Body=path.read_bytes())
         yield {"endpoint_url": endpoint}
-    finally:
-        server.stop()
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def mine_s3(tmp_path, url, options=MineOptions(), workers=2, **kwargs):
