@@ -309,11 +309,17 @@ def mine(
     progress: Progress | None = None,
 ) -> MineReport:
     """Mine every new input of ``sources`` into ``store``; return what happened."""
+    with store.exclusive():
+        return _mine(sources, store, options, workers, progress)
+
+
+def _mine(sources: Sequence[BlobSource], store: UsageStore, options: MineOptions, workers: int,
+          progress: Progress | None) -> MineReport:
     started = _time.perf_counter()
     report = MineReport()
     scope = options.scope()
     known = store.known_inputs(scope)
-    own_files = {str(store.path.absolute()) + suffix for suffix in ("", "-wal", "-shm", "-journal")}
+    own_files = {str(store.path.absolute()) + suffix for suffix in ("", "-wal", "-shm", "-journal", ".lock")}
     todo: list[tuple[BlobSource, Blob]] = []
     for source in sources:
         listing = source.list()

@@ -15,6 +15,8 @@ a run killed mid-way leaves a consistent store that the next run completes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sqlite3
@@ -169,6 +171,19 @@ class UsageStore:
 
     def close(self) -> None:
         self._db.close()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Serialise writers across processes: a second ``lpgen mine`` on this store waits its turn.
+
+        The ledger is read under the lock, so the second run skips what the first one mined.
+        """
+        with open(f"{self.path}.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def __enter__(self) -> UsageStore:
         return self

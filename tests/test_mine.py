@@ -233,3 +233,16 @@ def test_run_killed_mid_way_leaves_a_consistent_store_that_the_next_run_complete
     mine_into(tmp_path / "clean.db", tmp_path / "logs", workers=workers)
     with UsageStore(tmp_path / "killed.db") as a, UsageStore(tmp_path / "clean.db") as b:
         assert a.contents() == b.contents()
+
+
+def test_concurrent_runs_on_one_store_are_serialised(tmp_path):
+    for n in range(30):
+        write_log(delivery_path(tmp_path / "logs", n=n), [make_record(name=f"Call{i % 4}") for i in range(20)])
+    command = [sys.executable, "-m", "lpgen", "mine", str(tmp_path / "logs"), "--store", str(tmp_path / "shared.db"),
+               "--workers", "1", "--format", "json"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    reports = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
+    assert sorted(r["mined"] for r in reports) == [0, 0, 30]  # one run mined everything, the others found it mined
+    mine_into(tmp_path / "alone.db", tmp_path / "logs")
+    with UsageStore(tmp_path / "shared.db") as shared, UsageStore(tmp_path / "alone.db") as alone:
+        assert shared.contents() == alone.contents()
