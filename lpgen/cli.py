@@ -18,11 +18,24 @@ from lpgen.aws import client_factory
 from lpgen.diff import DiffOptions, diff, render_diff
 from lpgen.expand import expand
 from lpgen.filters import FilterError, Window, parse_instant, principal_matcher
-from lpgen.generate import INLINE_POLICIES_LIMIT, MANAGED_POLICY_LIMIT, GenerateOptions, generate, size
+from lpgen.generate import (
+    INLINE_POLICIES_LIMIT,
+    MANAGED_POLICY_LIMIT,
+    GenerateOptions,
+    generate,
+    size,
+)
 from lpgen.graph import UsageGraph
-from lpgen.mine import MineOptions, MineReport, mine
 from lpgen.live import logged_data_prefixes, recently_accessed_services
-from lpgen.mapping import Call, explain, map_call, map_record, mapping_dict, render_explanation
+from lpgen.mapping import (
+    Call,
+    explain,
+    map_call,
+    map_record,
+    mapping_dict,
+    render_explanation,
+)
+from lpgen.mine import MineOptions, MineReport, mine
 from lpgen.model import Problem
 from lpgen.normalize import BadRecord
 from lpgen.policy_formats import render as render_policies

@@ -21,14 +21,22 @@ from datetime import datetime, timezone
 
 import msgspec
 
+from lpgen.fields import event_fields
 from lpgen.filters import Window, principal_matcher
 from lpgen.model import Problem
-from lpgen.fields import event_fields
 from lpgen.normalize import CANONICAL_TIME, BadRecord, caller, event_time
 from lpgen.records import RawRecord
 from lpgen.sources.base import Blob, BlobSource
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, DIGEST, decode
-from lpgen.store import MAX_SAMPLES, InputRecord, Totals, UsageStore, ids_from_bytes, ids_to_bytes, merge_totals
+from lpgen.store import (
+    MAX_SAMPLES,
+    InputRecord,
+    Totals,
+    UsageStore,
+    ids_from_bytes,
+    ids_to_bytes,
+    merge_totals,
+)
 
 #: Commit after this many inputs or this many events, whichever comes first.
 BATCH_INPUTS = 200

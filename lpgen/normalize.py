@@ -19,7 +19,8 @@ import msgspec
 from lpgen.data_files import values
 from lpgen.fields import event_fields
 from lpgen.model import DENIED, ERROR, OK, Event
-from lpgen.records import RawRecord, UserIdentity, identity as decode_identity
+from lpgen.records import RawRecord, UserIdentity
+from lpgen.records import identity as decode_identity
 
 
 class BadRecord(ValueError):

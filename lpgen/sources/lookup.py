@@ -15,6 +15,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from lpgen.filters import FilterError, Window
 from lpgen.sources.base import Blob, BlobSource, Listing
 
@@ -95,7 +97,7 @@ class LookupSource(BlobSource):
                 if not page.get("NextToken"):
                     break
                 request["NextToken"] = page["NextToken"]
-        except Exception as exc:  # botocore errors after its retries: a clear message, not a traceback
+        except (BotoCoreError, ClientError) as exc:  # after botocore's retries: a clear message, no traceback
             response = getattr(exc, "response", None)
             detail = (f"{response['Error'].get('Code')}: {response['Error'].get('Message')}"
                       if isinstance(response, dict) and "Error" in response else str(exc))

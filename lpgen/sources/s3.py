@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from lpgen.filters import Window
 from lpgen.model import Problem
 from lpgen.sources.base import Blob, BlobSource, Listing, delivery_day, is_digest
@@ -105,7 +107,7 @@ class S3Source(BlobSource):
                         continue
                     blobs.append(Blob(key=f"s3://{self.bucket}/{key}", size=obj.get("Size"),
                                       version=obj.get("ETag", "").strip('"') or None, day=delivery_day(key)))
-        except Exception as exc:  # botocore errors: one clear problem, no traceback
+        except (BotoCoreError, ClientError) as exc:  # one clear problem, no traceback
             return Listing(blobs=(), problems=(Problem(path=self.label, reason=f"cannot list: {_aws_error(exc)}"),))
         if not prefixes:
             problem = Problem(path=self.label, reason="no AWSLogs/<account>/CloudTrail/ folder found"
@@ -118,7 +120,7 @@ class S3Source(BlobSource):
         try:
             extra = {"IfMatch": f'"{blob.version}"'} if blob.version else {}
             return self.client().get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
-        except Exception as exc:
+        except (BotoCoreError, ClientError) as exc:
             raise OSError(_aws_error(exc)) from None
 
 
