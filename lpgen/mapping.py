@@ -30,7 +30,7 @@ from urllib.parse import unquote
 from lpgen.catalog import Catalog, arn_pattern_regex, load_catalog
 from lpgen.data_files import load
 from lpgen.model import DENIED, Event
-from lpgen.normalize import partition_of_region
+from lpgen.normalize import account_of, partition_of_region
 
 # Statuses of a mapped call.
 USED, WANTED, PERMISSIONLESS, NOT_AN_ACTION, SERVICE, UNKNOWN = (
@@ -55,14 +55,14 @@ class Call:
     @classmethod
     def of_event(cls, e: Event) -> Call:
         return cls(source=e.source, name=e.name, fields=e.fields, region=e.region,
-                   account=_account_of(e.principal, e.account), error_class=e.error_class,
+                   account=account_of(e.principal, e.account), error_class=e.error_class,
                    invoked_by=e.invoked_by, service_initiated=e.service_initiated)
 
     @classmethod
     def of_row(cls, row: Any) -> Call:
         """From a :class:`lpgen.store.UsageRow`; resources named by bare names land in the principal's account."""
         return cls(source=row.source, name=row.name, fields=row.fields, region=row.region,
-                   account=_account_of(row.principal, "*"), error_class=row.error_class,
+                   account=account_of(row.principal, "*"), error_class=row.error_class,
                    invoked_by=row.invoked_by, service_initiated=row.principal.startswith("service:"))
 
     def get(self, path: str) -> list[str]:
@@ -739,11 +739,6 @@ def _kms_keys(call: Call, op: str, catalog: Catalog) -> list[Permission]:
             if p is not None:
                 out.append(p)
     return out
-
-
-def _account_of(principal: str, fallback: str) -> str:
-    parts = principal.split(":", 5)
-    return parts[4] if len(parts) > 4 and parts[0] == "arn" and parts[4] else fallback
 
 
 def explain(source: str, name: str, fields: Fields = (), *, region: str = "us-east-1",

@@ -24,7 +24,7 @@ import msgspec
 from lpgen.fields import event_fields
 from lpgen.filters import Window, principal_matcher
 from lpgen.model import Problem
-from lpgen.normalize import CANONICAL_TIME, BadRecord, caller, event_time
+from lpgen.normalize import CANONICAL_TIME, BadRecord, account_of, caller, event_time
 from lpgen.records import RawRecord
 from lpgen.sources.base import Blob, BlobSource
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, DIGEST, decode
@@ -140,7 +140,7 @@ class _Memo:
             return _CallerSlot(bad=str(exc))
         return _CallerSlot(
             prefix=(c.principal, c.source, c.name, c.error_class, c.region, c.invoked_by or ""),
-            principal=c.principal, principal_type=c.principal_type, account=_account_of(c.principal, c.account),
+            principal=c.principal, principal_type=c.principal_type, account=account_of(c.principal, c.account),
             category=c.category, error_code=c.error_code, coverage=f"{c.account}\x00{c.region}\x00",
             wanted=self.wanted is None or self.wanted(c.principal))
 
@@ -253,11 +253,6 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
     if decoded.kind is None and not decoded.problems:
         out.problems.append(Problem(path=blob.key, reason="no CloudTrail records found"))
     return out
-
-
-def _account_of(principal: str, fallback: str) -> str:
-    parts = principal.split(":", 5)
-    return parts[4] if len(parts) > 4 and parts[0] == "arn" and parts[4] else fallback
 
 
 def mine_chunk(source: BlobSource, options: MineOptions, blobs: list[Blob]) -> Partial:

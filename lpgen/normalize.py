@@ -38,6 +38,12 @@ def error_class(code: str | None) -> str:
     return DENIED if code in denied_codes() else ERROR
 
 
+def account_of(principal: str, fallback: str) -> str:
+    """The account in a principal's ARN (``fallback`` for ``service:...`` and other non-ARNs)."""
+    parts = principal.split(":", 5)
+    return parts[4] if len(parts) > 4 and parts[0] == "arn" and parts[4] else fallback
+
+
 def partition_of_region(region: str | None) -> str:
     if region and region.startswith("cn-"):
         return "aws-cn"
