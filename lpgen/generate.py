@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.data_files import values
-from lpgen.mapping import USED, WANTED, Call, map_call
+from lpgen.mapping import USED, WANTED, Call, map_call, operation_name
 from lpgen.model import DENIED
 from lpgen.store import UsageRow
 
@@ -136,7 +136,7 @@ class _FunctionConfigs:
     def note(self, row: UsageRow) -> None:
         if row.source != "lambda.amazonaws.com" or row.error_class == DENIED:
             return
-        op = re.sub(r"20\d{6}(v\d+)?$", "", row.name)
+        op = operation_name(row.source, row.name)
         values: dict[str, list[str]] = defaultdict(list)
         for k, v in row.fields:
             values[k.rsplit(".", 1)[-1]].append(v)

@@ -145,6 +145,11 @@ def _via_services() -> frozenset[str]:
     return frozenset(load("side_permissions.json")["kms_via_services"]["values"])
 
 
+def _override(call: Call, op: str) -> _Override | None:
+    """The table entry for the call, under its eventName or its operation name."""
+    return _overrides().get((call.source, call.name)) or _overrides().get((call.source, op))
+
+
 _SUFFIXES = {
     "lambda.amazonaws.com": re.compile(r"^(?P<op>[A-Za-z]+?)(?P<v>20\d{6}(v\d+)?)$"),
     "cloudfront.amazonaws.com": re.compile(r"^(?P<op>[A-Za-z]+?)(?P<v>20\d\d_\d\d_\d\d)$"),
@@ -187,7 +192,7 @@ def map_call(call: Call, catalog: Catalog | None = None) -> Mapping:
                        reason="initiated by an AWS service on its own: no principal's permission")
     prefix = catalog.prefix_for_event_source(call.source)
     op = operation_name(call.source, call.name)
-    override = _overrides().get((call.source, call.name)) or _overrides().get((call.source, op))
+    override = _override(call, op)
     if override is not None and override.status:
         return Mapping(source=call.source, name=call.name, status=override.status, prefix=prefix, operation=op,
                        provenance="table", reason=f"{override.note} [{override.reference}]")
@@ -547,7 +552,7 @@ def _reencrypt(call: Call, op: str, catalog: Catalog) -> list[Permission | None]
 
 def _s3_object_version(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
     """Object calls naming a versionId need the ``...Version...`` action."""
-    override = _overrides().get((call.source, call.name)) or _overrides().get((call.source, op))
+    override = _override(call, op)
     base = list(override.actions) if override and override.actions else [f"s3:{op}"]
     perms = []
     for action in base:
@@ -663,7 +668,7 @@ def _apigateway(call: Call, op: str, catalog: Catalog) -> list[Permission | None
 
 def _table_actions(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
     """The table's actions on the resources the call names (runtime calls through API Gateway)."""
-    override = _overrides().get((call.source, call.name)) or _overrides().get((call.source, op))
+    override = _override(call, op)
     return [_permission(a, call, catalog, "rule:execute-api", override.note if override else "")
             for a in (override.actions if override else ())]
 
