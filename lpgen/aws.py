@@ -22,3 +22,11 @@ def client_factory(*, profile: str | None = None, region: str | None = None,
                               region_name=region or session.region_name or "us-east-1")
 
     return client
+
+
+def error_message(exc: Exception) -> str:
+    """An AWS error as ``Code: message`` (botocore's ClientError), or its text."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        return f"{response['Error'].get('Code')}: {response['Error'].get('Message')}"
+    return str(exc)

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 
 from lpgen.mine import MineReport
-from lpgen.model import DENIED
+from lpgen.model import DENIED, Problem
 from lpgen.store import UsageStore
 
 #: Problems listed one per line before the rest are only counted.
@@ -71,13 +71,10 @@ def summarize(store: UsageStore) -> StoreSummary:
         span[3] += c.records
     coverage = tuple(CoverageSummary(account=a, region=r, first_time=f, last_time=l, days=d, records=n)
                      for (a, r), (f, l, d, n) in sorted(spans.items()))
-    problems = tuple(_problem_line(*p) for p in store.problems(limit=SHOWN_PROBLEMS))
+    problems = tuple(str(Problem(path=path, record=record, reason=reason))
+                     for path, record, reason in store.problems(limit=SHOWN_PROBLEMS))
     return StoreSummary(store=str(store.path), totals=store.totals(), principals=principals,
                         service_calls=service_calls, coverage=coverage, problems=problems)
-
-
-def _problem_line(path: str, record: int | None, reason: str) -> str:
-    return f"{path}: {reason}" if record is None else f"{path} record {record}: {reason}"
 
 
 def render_summary(summary: StoreSummary, fmt: str = "text") -> str:

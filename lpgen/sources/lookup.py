@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lpgen.aws import error_message
 from lpgen.filters import FilterError, Window
 from lpgen.sources.base import Blob, BlobSource, Listing
 
@@ -98,10 +99,7 @@ class LookupSource(BlobSource):
                     break
                 request["NextToken"] = page["NextToken"]
         except (BotoCoreError, ClientError) as exc:  # after botocore's retries: a clear message, no traceback
-            response = getattr(exc, "response", None)
-            detail = (f"{response['Error'].get('Code')}: {response['Error'].get('Message')}"
-                      if isinstance(response, dict) and "Error" in response else str(exc))
-            raise OSError(f"LookupEvents failed: {detail}") from None
+            raise OSError(f"LookupEvents failed: {error_message(exc)}") from None
         return json.dumps({"Events": events}).encode()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lpgen.aws import error_message
 from lpgen.filters import Window
 from lpgen.model import Problem
 from lpgen.sources.base import Blob, BlobSource, Listing, delivery_day, is_digest
@@ -108,7 +109,7 @@ class S3Source(BlobSource):
                     blobs.append(Blob(key=f"s3://{self.bucket}/{key}", size=obj.get("Size"),
                                       version=obj.get("ETag", "").strip('"') or None, day=delivery_day(key)))
         except (BotoCoreError, ClientError) as exc:  # one clear problem, no traceback
-            return Listing(blobs=(), problems=(Problem(path=self.label, reason=f"cannot list: {_aws_error(exc)}"),))
+            return Listing(blobs=(), problems=(Problem(path=self.label, reason=f"cannot list: {error_message(exc)}"),))
         if not prefixes:
             problem = Problem(path=self.label, reason="no AWSLogs/<account>/CloudTrail/ folder found"
                               + (f" for accounts {', '.join(self.accounts)}" if self.accounts else ""))
@@ -121,7 +122,7 @@ class S3Source(BlobSource):
             extra = {"IfMatch": f'"{blob.version}"'} if blob.version else {}
             return self.client().get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
         except (BotoCoreError, ClientError) as exc:
-            raise OSError(_aws_error(exc)) from None
+            raise OSError(error_message(exc)) from None
 
 
 def _days(window: Window) -> list[date] | None:
@@ -133,11 +134,4 @@ def _days(window: Window) -> list[date] | None:
     if (last - first).days > 3660:
         return None
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
-def _aws_error(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        return f"{response['Error'].get('Code')}: {response['Error'].get('Message')}"
-    return str(exc)
 
