@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -145,28 +145,24 @@ def live_attached(principal: str, client_factory: Callable[[str], Any]) -> Attac
             out.extend(page[key])
         return out
 
+    def own(kind: str, name: str) -> list[Policy]:
+        """Inline and attached managed policies of a role, user or group: the same three calls for each."""
+        who = {f"{kind.title()}Name": name}
+        get_inline = getattr(iam, f"get_{kind}_policy")
+        inline = [Policy(name=p, kind="inline", document=_document(get_inline(**who, PolicyName=p)["PolicyDocument"]))
+                  for p in pages(f"list_{kind}_policies", "PolicyNames", **who)]
+        return inline + [managed(p["PolicyArn"]) for p in pages(f"list_attached_{kind}_policies", "AttachedPolicies",
+                                                                **who)]
+
     if ":role/" in principal:
         entry = iam.get_role(RoleName=name)["Role"]
-        policies = [Policy(name=p, kind="inline",
-                           document=_document(iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]))
-                    for p in pages("list_role_policies", "PolicyNames", RoleName=name)]
-        policies += [managed(p["PolicyArn"]) for p in pages("list_attached_role_policies", "AttachedPolicies",
-                                                            RoleName=name)]
+        policies = own("role", name)
     elif ":user/" in principal:
         entry = iam.get_user(UserName=name)["User"]
-        policies = [Policy(name=p, kind="inline",
-                           document=_document(iam.get_user_policy(UserName=name, PolicyName=p)["PolicyDocument"]))
-                    for p in pages("list_user_policies", "PolicyNames", UserName=name)]
-        policies += [managed(p["PolicyArn"]) for p in pages("list_attached_user_policies", "AttachedPolicies",
-                                                            UserName=name)]
+        policies = own("user", name)
         for group in pages("list_groups_for_user", "Groups", UserName=name):
-            g = group["GroupName"]
-            policies += [Policy(name=p, kind="group-inline", via=g, document=_document(
-                iam.get_group_policy(GroupName=g, PolicyName=p)["PolicyDocument"]))
-                for p in pages("list_group_policies", "PolicyNames", GroupName=g)]
-            policies += [Policy(name=m.name, kind=f"group-{m.kind}", document=m.document, arn=m.arn, via=g)
-                         for m in (managed(p["PolicyArn"]) for p in pages(
-                             "list_attached_group_policies", "AttachedPolicies", GroupName=g))]
+            policies += [replace(p, kind=f"group-{p.kind}", via=group["GroupName"])
+                         for p in own("group", group["GroupName"])]
     else:
         raise AttachedError(f"{principal}: only IAM roles and users have attached policies")
     boundary_arn = (entry.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
