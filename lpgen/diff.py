@@ -99,7 +99,11 @@ def diff(principal: str, rows: list[UsageRow], expanded: Expanded, coverage: lis
     window = window_of(coverage)
     judged = window.days >= options.min_days
     data_prefixes = options.data_events if options.data_events is not None else logged_data_events(rows, catalog)
-    policies = generate(rows, options.generate, catalog)
+    # The principal's policy depends on its own rows, the Lambda service's, and Lambda deployments
+    # by anyone (the function configuration behind the baseline): generate from those only.
+    relevant = [r for r in rows if r.principal == principal or r.principal.startswith("service:")
+                or r.source == "lambda.amazonaws.com"]
+    policies = generate(relevant, options.generate, catalog)
     recommended = policies.get(principal)
     used: dict[str, set[str]] = defaultdict(set)
     wanted: dict[str, set[str]] = defaultdict(set)
