@@ -120,3 +120,52 @@ def moto_server(**environment: str):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+#: The TEST-ONLY key pair the demo trail's digests are signed with (fixtures/test-keys/README.md).
+SIGNING_KEY = ROOT / "fixtures" / "test-keys" / "cloudtrail-digest-signing-TEST-ONLY.pem"
+DIGEST_METADATA = DEMO / "digest-metadata.json"
+
+
+def test_public_key(path: Path = SIGNING_KEY) -> tuple[str, bytes]:
+    """(fingerprint, DER-encoded PKCS #1 public key) of a TEST-ONLY signing key, as ListPublicKeys gives them."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    return hashlib.md5(der).hexdigest(), der
+
+
+test_public_key.__test__ = False  # a helper, not a test
+
+
+def serve_public_keys(monkeypatch, keys: list[tuple[str, bytes]]) -> None:
+    """Teach moto's CloudTrail ``ListPublicKeys`` (it lacks it) to answer with ``keys``.
+
+    The method is added to moto's response class, so the call still goes over HTTP through moto's
+    request handling, IAM enforcement included.
+    """
+    import base64
+
+    from moto.cloudtrail.responses import CloudTrailResponse
+
+    def list_public_keys(self) -> str:
+        return json.dumps({"PublicKeyList": [
+            {"Fingerprint": fingerprint, "Value": base64.b64encode(der).decode(),
+             "ValidityStartTime": 1767225600, "ValidityEndTime": 1798761600}  # 2026-01-01 .. 2027-01-01
+            for fingerprint, der in keys]})
+
+    monkeypatch.setattr(CloudTrailResponse, "list_public_keys", list_public_keys, raising=False)
+
+
+def upload_trail(s3, bucket: str, prefix: str = "", root: Path = DEMO) -> int:
+    """Put the demo trail into ``bucket`` as CloudTrail delivers it: digests with their signature metadata."""
+    metadata = json.loads(DIGEST_METADATA.read_text())
+    paths = sorted((root / "AWSLogs").rglob("*.json.gz"))
+    for path in paths:
+        key = path.relative_to(root).as_posix()
+        s3.put_object(Bucket=bucket, Key=prefix + key, Body=path.read_bytes(), **(
+            {"Metadata": metadata[key]} if key in metadata else {}))
+    return len(paths)
