@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,25 @@ def upload_trail(s3, bucket: str, prefix: str = "", root: Path = DEMO) -> int:
         s3.put_object(Bucket=bucket, Key=prefix + key, Body=path.read_bytes(), **(
             {"Metadata": metadata[key]} if key in metadata else {}))
     return len(paths)
+
+
+def serve_access_advisor(monkeypatch) -> None:
+    """Teach moto's IAM Access Advisor (it lacks it): every job completes at once, no service accessed.
+
+    Like :func:`serve_public_keys`, the calls still go over HTTP through moto, IAM enforcement included.
+    """
+    from moto.core.responses import ActionResult
+    from moto.iam.responses import IamResponse
+
+    def generate_service_last_accessed_details(self) -> ActionResult:
+        return ActionResult({"JobId": "0b9f2b4c-5d7e-4f10-9a2b-3c4d5e6f7a8b"})
+
+    def get_service_last_accessed_details(self) -> ActionResult:
+        now = datetime(2026, 11, 20, tzinfo=UTC)
+        return ActionResult({"JobStatus": "COMPLETED", "JobType": "SERVICE_LEVEL", "JobCreationDate": now,
+                             "JobCompletionDate": now, "ServicesLastAccessed": [], "IsTruncated": False})
+
+    monkeypatch.setattr(IamResponse, "generate_service_last_accessed_details",
+                        generate_service_last_accessed_details, raising=False)
+    monkeypatch.setattr(IamResponse, "get_service_last_accessed_details", get_service_last_accessed_details,
+                        raising=False)
