@@ -94,6 +94,13 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "usage.db"
 
 
+def seed(service: str, endpoint: str, region: str = "us-east-1"):
+    """A plain boto3 client for a test's own seeding calls: not lpgen's, so not recorded or allow-listed."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=endpoint, region_name=region)
+
+
 @contextlib.contextmanager
 def moto_server(**environment: str):
     """moto's server on a free loopback port, with test credentials (and ``environment``) set meanwhile.
@@ -192,3 +199,54 @@ def serve_access_advisor(monkeypatch) -> None:
                         generate_service_last_accessed_details, raising=False)
     monkeypatch.setattr(IamResponse, "get_service_last_accessed_details", get_service_last_accessed_details,
                         raising=False)
+
+
+# -- the allow-list: every AWS call lpgen makes during the suite must be a read it is allowed -----------
+
+
+def pytest_configure(config) -> None:
+    """Record every call of lpgen's AWS clients (``lpgen.aws.client_factory``), workers included."""
+    import tempfile
+
+    from lpgen.aws import RECORD_CALLS_ENV
+
+    if RECORD_CALLS_ENV not in os.environ:
+        fd, path = tempfile.mkstemp(prefix="lpgen-api-calls-", suffix=".txt")
+        os.close(fd)
+        os.environ[RECORD_CALLS_ENV] = path
+        config.stash[_CALLS] = path
+
+
+def recorded_calls(path: str) -> list[str]:
+    return Path(path).read_text(encoding="utf-8").split()
+
+
+def calls_outside_allow_list(calls: list[str]) -> dict[str, int]:
+    """Calls (``service:Operation``) not in lpgen/data/own_policy.json, with how often each was made."""
+    from collections import Counter
+
+    from lpgen.own_policy import allowed_calls
+
+    allowed = allowed_calls()
+    return dict(sorted(Counter(c for c in calls if c not in allowed).items()))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Fail the run when lpgen made an AWS call outside its allow-list of reads."""
+    path = session.config.stash.get(_CALLS, None)
+    if path is None:
+        return
+    calls = recorded_calls(path)
+    Path(path).unlink(missing_ok=True)
+    bad = calls_outside_allow_list(calls)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(f"lpgen made {len(calls):,} AWS calls ({len(set(calls))} operations)"
+                            + (f"; OUTSIDE its allow-list: {bad}" if bad else ", all in its allow-list of reads"))
+    if bad:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_CALLS = pytest.StashKey[str]()

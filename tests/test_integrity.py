@@ -34,6 +34,7 @@ from .conftest import (
     DEMO,
     DIGEST_METADATA,
     moto_server,
+    seed,
     serve_public_keys,
     test_public_key,
     upload_trail,
@@ -189,7 +190,7 @@ def bucket():
     with pytest.MonkeyPatch.context() as patch:
         serve_public_keys(patch, [test_public_key()])
         with moto_server() as endpoint:
-            s3 = client_factory(endpoint_url=endpoint)("s3")
+            s3 = seed("s3", endpoint)
             s3.create_bucket(Bucket="trail")
             upload_trail(s3, "trail")
             yield s3, endpoint

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from moto import settings as moto_settings
 
 from lpgen import own_policy
-from lpgen.aws import client_factory
+from lpgen.aws import RECORD_CALLS_ENV, client_factory
 from lpgen.catalog import load_catalog
 from lpgen.cli import main
 from lpgen.mine import mine
@@ -22,7 +22,10 @@ from lpgen.store import UsageStore
 from .conftest import (
     DEMO,
     ROOT,
+    calls_outside_allow_list,
     moto_server,
+    recorded_calls,
+    seed,
     serve_access_advisor,
     serve_public_keys,
     test_public_key,
@@ -59,6 +62,20 @@ def test_every_command_of_the_cli_is_covered():
     assert not missing, f"add {missing} to lpgen/data/own_policy.json (what AWS access they need, maybe none)"
 
 
+def test_a_mutating_call_through_lpgens_clients_is_caught(tmp_path, monkeypatch):
+    """The suite-wide check (tests/conftest.py) fails the run on such a call; here it is made on purpose."""
+    record = tmp_path / "calls.txt"
+    monkeypatch.setenv(RECORD_CALLS_ENV, str(record))
+    with moto_server() as endpoint:
+        s3 = client_factory(endpoint_url=endpoint)("s3")
+        s3.create_bucket(Bucket="scratch")
+        s3.list_objects_v2(Bucket="scratch")
+        seed("s3", endpoint).put_object(Bucket="scratch", Key="k", Body=b"x")  # a test's own client: not lpgen's
+    calls = recorded_calls(str(record))
+    assert calls == ["s3:CreateBucket", "s3:ListObjectsV2"]
+    assert calls_outside_allow_list(calls) == {"s3:CreateBucket": 1}
+
+
 # -- the proof: each live command, as a user holding only its policy --------------------------
 
 
@@ -74,7 +91,7 @@ def for_moto(document: dict) -> dict:
 class Account:
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        admin = client_factory(region="us-east-1", endpoint_url=endpoint)
+        admin = lambda service: seed(service, endpoint)
         self.iam = admin("iam")
         s3 = admin("s3")
         s3.create_bucket(Bucket="trail")
