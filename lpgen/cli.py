@@ -167,6 +167,9 @@ def mine_command(sources, store, since, until, principals, workers, accounts, re
     click.echo(render_mine_report(report, fmt), nl=False)
     if report.found_nothing:
         raise click.ClickException("no readable CloudTrail records in the given sources")
+    if report.unread:
+        raise click.ClickException(f"{report.unread:,} inputs could not be read (warnings above name them); what "
+                                   "was read is kept, and the next run reads them")
     if integrity is not None and not integrity.ok:
         raise click.ClickException("the logs failed the integrity check (above); what they hold was mined")
     if strict and report.problems:

@@ -16,7 +16,7 @@ import time as _time
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import msgspec
@@ -26,7 +26,7 @@ from lpgen.filters import Window, principal_matcher
 from lpgen.model import Problem
 from lpgen.normalize import CANONICAL_TIME, BadRecord, account_of, caller, event_time
 from lpgen.records import RawRecord
-from lpgen.sources.base import Blob, BlobSource
+from lpgen.sources.base import Blob, BlobSource, PartialRead
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, DIGEST, decode
 from lpgen.store import (
     MAX_SAMPLES,
@@ -56,6 +56,9 @@ class MineOptions:
         return json.dumps([self.window.since, self.window.until, sorted(self.principals)])
 
 
+#: The ledger version of an input whose read stopped part-way: unequal to any real one.
+PARTIAL = "partial"
+
 #: Inputs per task: enough that a worker merges repeated keys across files (less
 #: for the parent to merge), few enough to keep both workers busy to the end.
 CHUNK_INPUTS = 48
@@ -77,6 +80,7 @@ class InputResult:
     key_of: bytes = b""  # array('q'): the usage key hash of each hashed event
     first_time: str | None = None
     last_time: str | None = None
+    unread: bool = False  # could not be read (a fault): not recorded as mined, read again next run
 
 
 @dataclass(slots=True)
@@ -261,8 +265,13 @@ def mine_chunk(source: BlobSource, options: MineOptions, blobs: list[Blob]) -> P
     for blob in blobs:
         try:
             data = source.read(blob)
+        except PartialRead as exc:  # keep what came; a version no listing gives, so the next run reads it again
+            result = mine_bytes(exc.data, replace(blob, version=PARTIAL), options, acc)
+            result.problems.append(Problem(path=blob.key, reason=f"read stopped ({exc}): the {result.records:,} "
+                                           "records before are kept; the next run reads it again"))
+            continue
         except OSError as exc:
-            acc.inputs.append(InputResult(key=blob.key, size=blob.size, version=blob.version, problems=[
+            acc.inputs.append(InputResult(key=blob.key, size=blob.size, version=blob.version, unread=True, problems=[
                 Problem(path=blob.key, reason=f"cannot read: {exc.strerror or exc}")]))
             continue
         mine_bytes(data, blob, options, acc)
@@ -281,6 +290,7 @@ class MineReport:
     known: int = 0  # already in the ledger, skipped
     changed: int = 0  # in the ledger with another size or version: mined again, de-duplicated
     outside_window: int = 0
+    unread: int = 0  # could not be read (AWS or disk faults): not in the ledger, read again next run
     digests: int = 0
     records: int = 0
     events: int = 0  # counted: passed the filters and not duplicates
@@ -424,6 +434,11 @@ class _Reducer:
     def add(self, p: Partial) -> None:
         report = self.report
         for one in p.inputs:
+            if one.unread:
+                report.unread += 1
+                report.problems.extend(one.problems)
+                self.problems.extend((q.path, q.record, q.reason) for q in one.problems)
+                continue
             counted_ids, duplicates = self._deduplicate(one, p.usage)
             report.mined += 1
             report.records += one.records
@@ -438,10 +453,17 @@ class _Reducer:
             if one.last_time and (report.last_time is None or one.last_time > report.last_time):
                 report.last_time = one.last_time
             self.problems.extend((q.path, q.record, q.reason) for q in one.problems)
+            counted, first, last = one.events - duplicates, one.first_time, one.last_time
+            earlier = self.store.ledger_entry(one.key, self.scope) if self.history else None
+            if earlier is not None:  # read again (it changed, or its last read stopped): the ledger row adds up
+                counted += earlier[0]
+                counted_ids = counted_ids | set(ids_from_bytes(earlier[1] or b""))
+                first = min(t for t in (first, earlier[2]) if t) if first or earlier[2] else None
+                last = max(t for t in (last, earlier[3]) if t) if last or earlier[3] else None
             self.inputs.append(InputRecord(
                 key=one.key, scope=self.scope, size=one.size, version=one.version, kind=one.kind,
-                records=one.records, counted=one.events - duplicates, duplicates=duplicates,
-                problems=len(one.problems), first_time=one.first_time, last_time=one.last_time,
+                records=one.records, counted=counted, duplicates=duplicates,
+                problems=len(one.problems), first_time=first, last_time=last,
                 ids=ids_to_bytes(counted_ids)))
             self.loaded.add(f"{one.key}\x00{self.scope}")
             self.events += one.events
@@ -492,7 +514,7 @@ class _Reducer:
         return fresh, duplicates
 
     def flush(self) -> None:
-        if not self.inputs:
+        if not self.inputs and not self.problems:
             return
         self.store.write_batch(
             run=self.run, inputs=self.inputs, keys=self.keys, usage=self.usage, principals=self.principals,

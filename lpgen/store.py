@@ -211,6 +211,11 @@ class UsageStore:
             (ids,) = self._db.execute("SELECT ids FROM inputs WHERE key = ? AND scope = ?", (key, scope)).fetchone()
             yield ident, ids or b""
 
+    def ledger_entry(self, key: str, scope: str) -> tuple[int, bytes, str | None, str | None] | None:
+        """What an input mined before contributed: (counted, event-ID hashes, first time, last time)."""
+        return self._db.execute("SELECT counted, ids, first_time, last_time FROM inputs WHERE key = ? AND scope = ?",
+                                (key, scope)).fetchone()
+
     def inputs(self) -> list[InputRecord]:
         rows = self._db.execute(
             "SELECT key, scope, size, version, kind, records, counted, duplicates, problems,"

@@ -106,7 +106,7 @@ def render_mine_report(report: MineReport, fmt: str = "text") -> str:
     skipped_records = sum(1 for p in report.problems if p.record is not None)
     skipped_inputs = len({p.path for p in report.problems if p.record is None})
     data = {
-        "inputs": report.inputs, "mined": report.mined, "already_mined": report.known,
+        "inputs": report.inputs, "mined": report.mined, "already_mined": report.known, "unread": report.unread,
         "changed_since_mined": report.changed, "outside_window": report.outside_window,
         "digests_skipped": report.digests, "records": report.records, "events": report.events,
         "duplicates": report.duplicates, "filtered_out": report.filtered,
@@ -131,6 +131,8 @@ def render_mine_report(report: MineReport, fmt: str = "text") -> str:
     lines += [f"  note: {n}" for n in report.notes]
     if report.changed:
         lines.append(f"  {report.changed:,} inputs changed since they were mined: read again, duplicates dropped")
+    if report.unread:
+        lines.append(f"  {report.unread:,} inputs could not be read: not recorded as mined, the next run reads them")
     if report.problems:
         lines.append(f"  problems: {skipped_inputs:,} inputs, {skipped_records:,} records skipped "
                      f"(`lpgen summary` lists them)")

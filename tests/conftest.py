@@ -179,6 +179,19 @@ def upload_trail(s3, bucket: str, prefix: str = "", root: Path = DEMO) -> int:
     return len(paths)
 
 
+@contextlib.contextmanager
+def trail_bucket():
+    """moto's server holding the demo trail in bucket ``trail`` as CloudTrail delivers it (digests with
+    their signature metadata), its ListPublicKeys answering with the TEST-ONLY key. Yields the endpoint."""
+    with pytest.MonkeyPatch.context() as patch:
+        serve_public_keys(patch, [test_public_key()])
+        with moto_server() as endpoint:
+            s3 = seed("s3", endpoint)
+            s3.create_bucket(Bucket="trail")
+            upload_trail(s3, "trail")
+            yield endpoint
+
+
 def serve_access_advisor(monkeypatch) -> None:
     """Teach moto's IAM Access Advisor (it lacks it): every job completes at once, no service accessed.
 

@@ -33,11 +33,10 @@ from lpgen.sources.s3 import S3Source
 from .conftest import (
     DEMO,
     DIGEST_METADATA,
-    moto_server,
     seed,
     serve_public_keys,
     test_public_key,
-    upload_trail,
+    trail_bucket,
 )
 
 TRUTH = json.loads((DEMO / "truth.json").read_text())
@@ -187,13 +186,8 @@ def test_mine_verify_mines_and_fails_on_tampering(trail, tmp_path):
 
 @pytest.fixture(scope="module")
 def bucket():
-    with pytest.MonkeyPatch.context() as patch:
-        serve_public_keys(patch, [test_public_key()])
-        with moto_server() as endpoint:
-            s3 = seed("s3", endpoint)
-            s3.create_bucket(Bucket="trail")
-            upload_trail(s3, "trail")
-            yield s3, endpoint
+    with trail_bucket() as endpoint:
+        yield seed("s3", endpoint), endpoint
 
 
 #: The last two days: enough for the chain, and fewer files to read.

@@ -15,6 +15,18 @@ from dataclasses import dataclass
 from lpgen.model import Problem
 
 
+class PartialRead(OSError):
+    """A read that failed after part of the input came (pages of an API): ``data`` holds that part.
+
+    Mining keeps the events in it, and the ledger marks the input as partial, so the next run reads
+    it again (duplicates dropped by eventID).
+    """
+
+    def __init__(self, message: str, data: bytes) -> None:
+        super().__init__(message)
+        self.data = data
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Blob:
     """One input, identified well enough for the ledger to know it again."""

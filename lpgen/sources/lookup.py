@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lpgen.aws import error_message
 from lpgen.filters import FilterError, Window
-from lpgen.sources.base import Blob, BlobSource, Listing
+from lpgen.sources.base import Blob, BlobSource, Listing, PartialRead
 
 ATTRIBUTES = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource",
               "AccessKeyId")
@@ -99,7 +99,10 @@ class LookupSource(BlobSource):
                     break
                 request["NextToken"] = page["NextToken"]
         except (BotoCoreError, ClientError) as exc:  # after botocore's retries: a clear message, no traceback
-            raise OSError(f"LookupEvents failed: {error_message(exc)}") from None
+            message = f"LookupEvents failed: {error_message(exc)}"
+            if events:
+                raise PartialRead(message, json.dumps({"Events": events}).encode()) from None
+            raise OSError(message) from None
         return json.dumps({"Events": events}).encode()
 
 
