@@ -442,13 +442,9 @@ def report_command(sources, store, attached_file, live, profile, region, endpoin
             def attached(principal):
                 return details.attached(principal) if principal in known else None
 
-        wanted = principal_matcher(principals)
-        if wanted is not None:
-            known = [p for p in known if wanted(p)]
-            rows = [r for r in rows if r.principal.startswith("service:") or r.source == "lambda.amazonaws.com"
-                    or wanted(r.principal)]
         report = build_report(rows, coverage, attached, known, options=DiffOptions(min_days=min_days,
-                              data_events=logged), date=report_date, problems=problems)
+                              data_events=logged), date=report_date, problems=problems,
+                              only=principal_matcher(principals))
     except (BotoCoreError, ClientError) as exc:
         raise click.ClickException(f"reading IAM: {error_message(exc)}") from None
     text = render_report(report, fmt, source=str(attached_file or "lpgen://iam"))

@@ -101,11 +101,13 @@ def reportable(principal: str) -> bool:
 
 def build_report(rows: list[UsageRow], coverage: list[CoverageRow], attached: Callable[[str], Attached | None],
                  known: Iterable[str] = (), *, options: DiffOptions = DiffOptions(), date: str | None = None,
-                 problems: int = 0, catalog: Catalog | None = None) -> Report:
+                 problems: int = 0, only: Callable[[str], bool] | None = None,
+                 catalog: Catalog | None = None) -> Report:
     """The report of every principal in ``known`` (the attached source's) or seen in ``rows``.
 
     ``attached(principal)`` returns what the principal is granted, or None when the source
-    does not know it (a principal of another account seen in this trail).
+    does not know it (a principal of another account seen in this trail). ``only`` narrows the
+    principals reported (``--principal``); every row still informs baselines and data events.
     """
     catalog = catalog or load_catalog()
     window = window_of(coverage)
@@ -117,7 +119,7 @@ def build_report(rows: list[UsageRow], coverage: list[CoverageRow], attached: Ca
     if options.data_events is None:  # judge every principal against the whole trail, not its own rows
         options = DiffOptions(min_days=options.min_days, data_events=logged_data_events(rows, catalog),
                               recently_accessed=options.recently_accessed, generate=options.generate)
-    names = sorted({p for p in known if reportable(p)} | {p for p in own if reportable(p)})
+    names = sorted(p for p in {*known, *own} if reportable(p) and (only is None or only(p)))
     principals = []
     for principal in names:
         granted = attached(principal)

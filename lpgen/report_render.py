@@ -101,16 +101,16 @@ def render_markdown(report: Report) -> str:
               "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for p in report.principals:
         c = p.diff.counts()
-        lines.append(f"| `{_md(short(p.principal))}` | {p.risk_score} | {p.calls:,} | {p.denied:,} | {p.diff.before:,} "
+        lines.append(f"| {_code(short(p.principal))} | {p.risk_score} | {p.calls:,} | {p.denied:,} | {p.diff.before:,} "
                      f"| {p.diff.after:,} | {c[UNUSED]:,} | {c['over-broad']:,} | {c['missing']:,} | "
                      + (" ".join(sorted({f.code for f in p.findings})) or "-") + " |")
     if report.findings:
         lines += ["", "## Findings", "", "| code | severity | subject | finding |", "|---|---|---|---|"]
         for f in report.findings:
-            lines.append(f"| {f.code} | {f.severity} | `{_md(short(f.subject))}` | {_md(rules()[f.code].title)}: "
+            lines.append(f"| {f.code} | {f.severity} | {_code(short(f.subject))} | {_md(rules()[f.code].title)}: "
                          f"{_md(f.message)} |")
     for p in report.principals:
-        lines += ["", f"<details><summary><code>{_html_text(short(p.principal))}</code>: "
+        lines += ["", f"<details><summary>{_code(short(p.principal))}: "
                       f"{p.diff.before:,} granted → {p.diff.after:,} needed</summary>", ""]
         lines += _principal_markdown(p)
         lines += ["", "</details>"]
@@ -137,23 +137,35 @@ def _principal_markdown(p: PrincipalReport) -> list[str]:
             continue
         lines += ["", f"**{category}** ({len(group)})", ""]
         for e in group[:SHOWN_ACTIONS]:
-            lines.append(f"- `{e.action}`" + (f" — {_md(e.why)}" if e.why else ""))
+            lines.append(f"- {_code(e.action)}" + (f" — {_md(e.why)}" if e.why else ""))
         if len(group) > SHOWN_ACTIONS:
             lines.append(f"- ... and {len(group) - SHOWN_ACTIONS} more (`--format json` lists all)")
     if p.diff.recommended is not None:
-        lines += ["", "Recommended policy:", "", "```json",
-                  json.dumps(p.diff.recommended.document(), indent=2, sort_keys=True).replace("```", "`\u200b``"), "```"]
+        lines += ["", "Recommended policy:", "", "```json", _inert_json(p.diff.recommended.document()), "```"]
     return lines
 
 
+def _inert_json(document: dict) -> str:
+    """JSON with ``<``, ``>``, ``&`` and backticks as \\u escapes: the same document, but no markup and no
+    way out of the code fence for a hostile resource name."""
+    text = json.dumps(document, indent=2, sort_keys=True)
+    for ch in "<>&`":
+        text = text.replace(ch, f"\\u{ord(ch):04x}")
+    return text
+
+
+_MD_ENTITIES = {c: f"&#{ord(c)};" for c in "&<>\"'|`*_[]()\\#~!"}
+
+
 def _md(text: str) -> str:
-    """Text for a Markdown table cell or line: pipes, backticks and HTML escaped (CloudTrail strings are hostile)."""
-    return (_html_text(text).replace("|", "\\|").replace("`", "\\`").replace("*", "\\*").replace("_", "\\_")
-            .replace("[", "\\[").replace("]", "\\]").replace("\n", " "))
+    """Untrusted text for Markdown: every character Markdown or HTML could act on as an entity
+    (CloudTrail strings are attacker-chosen), so it renders as the literal text, in a table cell too."""
+    return "".join(_MD_ENTITIES.get(c, c) for c in text).replace("\n", " ")
 
 
-def _html_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _code(text: str) -> str:
+    return f"<code>{_md(text)}</code>"
+
 
 
 def report_dict(report: Report) -> dict:
