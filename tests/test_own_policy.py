@@ -195,3 +195,13 @@ def test_mine_verify_needs_only_its_policy(account, tmp_path):
     result = account.run_as_runner("mine s3://BUCKET --verify", ["mine", "s3://trail", "--verify", *DAYS,
                                                                  "--store", str(tmp_path / "s.db")])
     assert result.exit_code == 0, result.output
+
+
+def test_report_live_needs_only_its_policy(account, store):
+    result = account.run_as_runner("report --live", ["report", "--store", store, "--live", "--region", "us-east-1",
+                                                     "--min-days", "1", "--format", "json", "--date", "2026-11-23"])
+    assert result.exit_code == 0, result.output
+    held = {p["principal"]: p for p in json.loads(result.output)["principals"] if p["policies_known"]}
+    assert {ROLE, USER} <= set(held) and held[ROLE]["granted"] > 0
+    denied = account.run_as_runner("attached --live", ["report", "--store", store, "--live", "--region", "us-east-1"])
+    assert denied.exit_code == 1 and "ListRoles" in denied.output
