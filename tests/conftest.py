@@ -253,13 +253,17 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     calls = recorded_calls(path)
     Path(path).unlink(missing_ok=True)
     bad = calls_outside_allow_list(calls)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.ensure_newline()
-        reporter.write_line(f"lpgen made {len(calls):,} AWS calls ({len(set(calls))} operations)"
-                            + (f"; OUTSIDE its allow-list: {bad}" if bad else ", all in its allow-list of reads"))
+    session.config.stash[_VERDICT] = (f"lpgen made {len(calls):,} AWS calls ({len(set(calls))} operations)"
+                                      + (f"; OUTSIDE its allow-list: {bad}" if bad else ", all in its allow-list"))
     if bad:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    verdict = terminalreporter.config.stash.get(_VERDICT, None)
+    if verdict:
+        terminalreporter.write_line(verdict)
+
+
 _CALLS = pytest.StashKey[str]()
+_VERDICT = pytest.StashKey[str]()
