@@ -106,31 +106,41 @@ def main() -> None:
 @click.option("--account", "accounts", multiple=True, metavar="ID",
               help="s3:// sources: only these accounts' folders (repeatable).")
 @click.option("--region", "regions", multiple=True, metavar="REGION",
-              help="s3:// sources: only these regions (us-east-1 is always read: global services log there).")
-@click.option("--profile", help="AWS profile for s3:// sources.")
-@click.option("--endpoint-url", help="S3 endpoint for s3:// sources.")
+              help="s3:// sources: only these regions (us-east-1 is always read: global services log there); "
+                   "cloudtrail:lookup and logs: sources: the first is the API's region.")
+@click.option("--profile", help="AWS profile for the AWS sources.")
+@click.option("--endpoint-url", help="AWS endpoint for the AWS sources (tests, private endpoints).")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="s3:// sources: keep downloaded objects under DIR (by key and ETag); later runs read them there.")
 @click.option("--strict", is_flag=True, help="Exit non-zero when any input or record had a problem.")
 @click.option("--max-inflate", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
               metavar="BYTES", help="Refuse inputs that decompress beyond this size.")
 @format_option("text", "json")
 @library_errors
-def mine_command(sources, store, since, until, principals, workers, accounts, regions, profile, endpoint_url, strict,
-                 max_inflate, fmt):
+def mine_command(sources, store, since, until, principals, workers, accounts, regions, profile, endpoint_url, cache,
+                 strict, max_inflate, fmt):
     """Read CloudTrail logs into the usage store.
 
     SOURCE is a file, a directory tree (such as a copy of a trail bucket's
-    AWSLogs/ folder), - for standard input, or s3://bucket[/prefix] (a trail
-    bucket: only the days, accounts and regions asked for are listed). Delivered log files (.json or
+    AWSLogs/ folder), - for standard input, s3://bucket[/prefix] (a trail
+    bucket: only the days, accounts and regions asked for are listed),
+    cloudtrail:lookup[:ATTRIBUTE=VALUE] (LookupEvents) or
+    logs:LOG_GROUP[:STREAM_PREFIX] (a trail's CloudWatch Logs group). Delivered log files (.json or
     .json.gz), JSON Lines, `aws cloudtrail lookup-events` output, CloudTrail
     Lake and Athena result exports are recognised by their content; digest
     files are skipped. Inputs already mined are not read again.
     """
     options = MineOptions(window=make_window(since, until), principals=tuple(principals), max_inflate=max_inflate)
     show_progress = sys.stderr.isatty() and fmt == "text"
-    s3_options = {"window": options.window, "accounts": tuple(accounts), "regions": tuple(regions),
-                  "client_options": {"profile": profile, "endpoint_url": endpoint_url}}
+    if cache is not None:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.ClickException(f"cannot use {cache} as a cache: {exc.strerror}") from None
+    aws_options = {"window": options.window, "accounts": tuple(accounts), "regions": tuple(regions),
+                   "client_options": {"profile": profile, "endpoint_url": endpoint_url}, "cache": cache}
     with UsageStore(store) as usage_store:
-        report = mine([open_source(s, **s3_options) for s in sources], usage_store, options, workers=workers,
+        report = mine([open_source(s, **aws_options) for s in sources], usage_store, options, workers=workers,
                       progress=_ProgressLine() if show_progress else None)
     if show_progress:
         click.echo("\r\033[K", nl=False, err=True)

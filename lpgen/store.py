@@ -211,13 +211,15 @@ class UsageStore:
             (ids,) = self._db.execute("SELECT ids FROM inputs WHERE key = ? AND scope = ?", (key, scope)).fetchone()
             yield ident, ids or b""
 
+    def input(self, key: str, scope: str) -> InputRecord | None:
+        """The ledger row of one input mined under ``scope``, if any."""
+        row = self._db.execute(f"SELECT {_INPUT_COLUMNS} FROM inputs WHERE key = ? AND scope = ?",
+                               (key, scope)).fetchone()
+        return _input_record(row) if row else None
+
     def inputs(self) -> list[InputRecord]:
-        rows = self._db.execute(
-            "SELECT key, scope, size, version, kind, records, counted, duplicates, problems,"
-            " first_time, last_time, ids FROM inputs ORDER BY key, scope")
-        return [InputRecord(key=r[0], scope=r[1], size=r[2], version=r[3], kind=r[4], records=r[5],
-                            counted=r[6], duplicates=r[7], problems=r[8], first_time=r[9],
-                            last_time=r[10], ids=r[11] or b"") for r in rows]
+        rows = self._db.execute(f"SELECT {_INPUT_COLUMNS} FROM inputs ORDER BY key, scope")
+        return [_input_record(r) for r in rows]
 
     # -- runs and batches --------------------------------------------------
 
@@ -340,6 +342,14 @@ class UsageStore:
                 "SELECT key, scope, size, version, kind, records, counted, duplicates, problems,"
                 " first_time, last_time, ids FROM inputs ORDER BY 1, 2")),
         }
+
+
+_INPUT_COLUMNS = "key, scope, size, version, kind, records, counted, duplicates, problems, first_time, last_time, ids"
+
+
+def _input_record(r: tuple) -> InputRecord:
+    return InputRecord(key=r[0], scope=r[1], size=r[2], version=r[3], kind=r[4], records=r[5], counted=r[6],
+                       duplicates=r[7], problems=r[8], first_time=r[9], last_time=r[10], ids=r[11] or b"")
 
 
 def _merge_json(a: str, b: str, limit: int) -> str:
