@@ -146,3 +146,10 @@ def test_cache_entries_are_whole_and_inside_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr("lpgen.sources.cache.os.replace", killed)
     cache.put("b", "a/other.json.gz", "e1", b"12345")  # the write fails: no entry, no temporary file
     assert sorted(p.name for p in (tmp_path / "c" / "b" / "a").iterdir()) == ["log.json.gz#e1"]
+
+
+def test_an_unusable_cache_directory_is_a_clean_error(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    result = CliRunner().invoke(main, ["mine", "s3://trail", "--store", str(tmp_path / "c.db"),
+                                       "--cache", str(tmp_path / "a-file" / "cache")])
+    assert result.exit_code == 1 and "cannot use" in result.output and "Traceback" not in result.output
