@@ -32,7 +32,6 @@ from pathlib import Path
 
 import boto3
 import requests
-
 from run import HERE, lpgen_mine, store_digest  # bench/run.py, beside this script
 
 BUCKET = "bench-trail"

@@ -41,8 +41,8 @@ SLACK = timedelta(minutes=15)
 PAGE_SIZE = 10_000
 COMPLETE = "complete"
 
-NOTE = ("{label}: a trail's log group in CloudWatch Logs is read one hour at a time through FilterLogEvents "
-        "(the hours of the last {settle} are read again by the next run)")
+NOTE = ("{label}: read one hour at a time through FilterLogEvents; an hour is complete once it ended "
+        "{settle} ago, and until then every run reads it again (counting only new events)")
 
 
 class LogsSource(AwsSource):
@@ -168,5 +168,5 @@ def _ms(t: datetime) -> int:
 
 def _hours(span: timedelta) -> str:
     n = int(span / HOUR)
-    return "hour" if n == 1 else f"{n} hours"
+    return "an hour" if n == 1 else f"{n} hours"
 
