@@ -160,8 +160,10 @@ class UsageStore:
     def _check_schema(self) -> None:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
-            self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            # One transaction, idempotent: two first runs at once both "create" it, and
+            # neither sees a store without its schema version.
+            self._db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\n"
+                                   f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');\nCOMMIT;")
             return
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if "meta" in tables else None
         if row is None:
