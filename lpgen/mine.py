@@ -394,7 +394,7 @@ class _Reducer:
     """Merges partials in order, drops duplicate events, and commits in batches."""
 
     def __init__(self, store: UsageStore, run: int, scope: str, report: MineReport, progress: Progress | None,
-                 *, history: bool, changed: set[str] = frozenset()):
+                 *, history: bool, changed: set[str] | frozenset[str] = frozenset()):
         self.store, self.run, self.scope, self.report, self.progress = store, run, scope, report, progress
         self.changed = changed  # inputs mined before in another version: their ledger row is replaced
         self.seen: set[int] = set()  # hashes of counted events that may recur in later inputs

@@ -67,7 +67,6 @@ def is_digest(location: str) -> bool:
     return "/CloudTrail-Digest/" in location or "_CloudTrail-Digest_" in location
 
 
-
 class AwsSource(BlobSource):
     """A source behind an AWS API, made picklable for the worker processes.
 
