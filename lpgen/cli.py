@@ -40,6 +40,7 @@ from lpgen.model import Problem
 from lpgen.normalize import BadRecord
 from lpgen.policy_formats import render as render_policies
 from lpgen.policy_formats import render_evidence
+from lpgen.pushdown import Partitions, QuerySpec, build_sql
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, decode
 from lpgen.sources.local import open_source
 from lpgen.store import DEFAULT_PATH, StoreError, UsageStore
@@ -65,6 +66,26 @@ def principal_option(f):
     return click.option(
         "--principal", "principals", multiple=True, metavar="ARN|NAME|GLOB",
         help="Only these principals (repeatable): an ARN, a role or user name, or a glob of either.")(f)
+
+
+_PARTITIONS = Partitions()
+
+
+def partition_options(f):
+    """The partition columns of an Athena CloudTrail table (lpgen.pushdown.Partitions); '' for none."""
+    f = click.option("--partition-account", default=_PARTITIONS.account, show_default=True, metavar="COLUMN",
+                     help="Athena: the account partition column, used with --account ('' if none).")(f)
+    f = click.option("--partition-region", default=_PARTITIONS.region, show_default=True, metavar="COLUMN",
+                     help="Athena: the region partition column, used with --region ('' if none).")(f)
+    f = click.option("--partition-date-format", default=_PARTITIONS.date_format, show_default=True, metavar="FORMAT",
+                     help="Athena: how the date partition spells a day (strftime).")(f)
+    f = click.option("--partition-date", default=_PARTITIONS.date, show_default=True, metavar="COLUMN",
+                     help="Athena: the date partition column, used with --since/--until ('' if none).")(f)
+    return f
+
+
+def make_partitions(date: str, date_format: str, region: str, account: str) -> Partitions:
+    return Partitions(date=date, date_format=date_format, region=region, account=account)
 
 
 def format_option(*choices: str):
@@ -104,31 +125,41 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=min(4, os.cpu_count() or 1), show_default=True,
               help="Worker processes.")
 @click.option("--account", "accounts", multiple=True, metavar="ID",
-              help="s3:// sources: only these accounts' folders (repeatable).")
+              help="s3://, athena: and lake: sources: only these accounts (repeatable).")
 @click.option("--region", "regions", multiple=True, metavar="REGION",
-              help="s3:// sources: only these regions (us-east-1 is always read: global services log there).")
-@click.option("--profile", help="AWS profile for s3:// sources.")
-@click.option("--endpoint-url", help="S3 endpoint for s3:// sources.")
+              help="s3://, athena: and lake: sources: only these regions (us-east-1 is always read: global "
+                   "services log there).")
+@click.option("--profile", help="AWS profile for AWS sources.")
+@click.option("--endpoint-url", help="AWS endpoint for AWS sources (tests, private endpoints).")
+@click.option("--workgroup", help="athena: sources: the Athena workgroup.")
+@click.option("--output-location", metavar="S3_URL",
+              help="athena: sources: where Athena writes results (unless the workgroup sets it).")
+@partition_options
 @click.option("--strict", is_flag=True, help="Exit non-zero when any input or record had a problem.")
 @click.option("--max-inflate", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
               metavar="BYTES", help="Refuse inputs that decompress beyond this size.")
 @format_option("text", "json")
 @library_errors
-def mine_command(sources, store, since, until, principals, workers, accounts, regions, profile, endpoint_url, strict,
-                 max_inflate, fmt):
+def mine_command(sources, store, since, until, principals, workers, accounts, regions, profile, endpoint_url,
+                 workgroup, output_location, partition_date, partition_date_format, partition_region,
+                 partition_account, strict, max_inflate, fmt):
     """Read CloudTrail logs into the usage store.
 
     SOURCE is a file, a directory tree (such as a copy of a trail bucket's
     AWSLogs/ folder), - for standard input, or s3://bucket[/prefix] (a trail
-    bucket: only the days, accounts and regions asked for are listed). Delivered log files (.json or
+    bucket: only the days, accounts and regions asked for are listed), or
+    athena:DATABASE.TABLE or lake:EVENT_DATA_STORE (the aggregation runs as one
+    query there; see `lpgen sql`). Delivered log files (.json or
     .json.gz), JSON Lines, `aws cloudtrail lookup-events` output, CloudTrail
     Lake and Athena result exports are recognised by their content; digest
     files are skipped. Inputs already mined are not read again.
     """
     options = MineOptions(window=make_window(since, until), principals=tuple(principals), max_inflate=max_inflate)
     show_progress = sys.stderr.isatty() and fmt == "text"
+    query = {"workgroup": workgroup, "output_location": output_location,
+             "partitions": make_partitions(partition_date, partition_date_format, partition_region, partition_account)}
     s3_options = {"window": options.window, "accounts": tuple(accounts), "regions": tuple(regions),
-                  "client_options": {"profile": profile, "endpoint_url": endpoint_url}}
+                  "client_options": {"profile": profile, "endpoint_url": endpoint_url}, "query": query}
     with UsageStore(store) as usage_store:
         report = mine([open_source(s, **s3_options) for s in sources], usage_store, options, workers=workers,
                       progress=_ProgressLine() if show_progress else None)
@@ -159,6 +190,27 @@ def _warn(problems: list[Problem]) -> None:
         click.echo(f"warning: {p}", err=True)
     if len(problems) > SHOWN_WARNINGS:
         click.echo(f"warning: ... and {len(problems) - SHOWN_WARNINGS:,} more (`lpgen summary` lists them)", err=True)
+
+
+@main.command("sql")
+@click.option("--engine", type=click.Choice(["athena", "lake"]), required=True, help="Where the query runs.")
+@click.option("--table", required=True, metavar="DATABASE.TABLE|EVENT_DATA_STORE",
+              help="The Athena CloudTrail table, or the CloudTrail Lake event data store (id or ARN).")
+@window_options
+@click.option("--account", "accounts", multiple=True, metavar="ID", help="Only these accounts (repeatable).")
+@click.option("--region", "regions", multiple=True, metavar="REGION",
+              help="Only these regions (repeatable; us-east-1 is always included: global services log there).")
+@principal_option
+@partition_options
+@library_errors
+def sql_command(engine, table, since, until, accounts, regions, principals, partition_date, partition_date_format,
+                partition_region, partition_account):
+    """Print the aggregation query `lpgen mine athena:...|lake:...` runs, without running it."""
+    spec = QuerySpec(engine=engine, table=table, windows=(make_window(since, until),), accounts=tuple(accounts),
+                     regions=tuple(regions), principals=tuple(principals),
+                     partitions=make_partitions(partition_date, partition_date_format, partition_region,
+                                                partition_account))
+    click.echo(build_sql(spec), nl=False)
 
 
 @main.command("summary")

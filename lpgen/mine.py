@@ -28,6 +28,7 @@ from lpgen.normalize import CANONICAL_TIME, BadRecord, account_of, caller, event
 from lpgen.records import RawRecord
 from lpgen.sources.base import Blob, BlobSource
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, DIGEST, decode
+from lpgen.sources.query import QuerySource
 from lpgen.store import (
     MAX_SAMPLES,
     InputRecord,
@@ -304,7 +305,7 @@ Progress = Callable[[MineReport], None]
 
 
 def mine(
-    sources: Sequence[BlobSource],
+    sources: Sequence[BlobSource | QuerySource],
     store: UsageStore,
     options: MineOptions = MineOptions(),
     *,
@@ -316,7 +317,7 @@ def mine(
         return _mine(sources, store, options, workers, progress)
 
 
-def _mine(sources: Sequence[BlobSource], store: UsageStore, options: MineOptions, workers: int,
+def _mine(sources: Sequence[BlobSource | QuerySource], store: UsageStore, options: MineOptions, workers: int,
           progress: Progress | None) -> MineReport:
     started = _time.perf_counter()
     report = MineReport()
@@ -325,6 +326,9 @@ def _mine(sources: Sequence[BlobSource], store: UsageStore, options: MineOptions
     own_files = {str(store.path.absolute()) + suffix for suffix in ("", "-wal", "-shm", "-journal", ".lock")}
     todo: list[tuple[BlobSource, Blob]] = []
     for source in sources:
+        if isinstance(source, QuerySource):  # Athena, CloudTrail Lake: the engine aggregates, no inputs to list
+            source.mine_into(store, options.window, options.principals, report)
+            continue
         listing = source.list()
         report.digests += listing.digests
         report.problems.extend(listing.problems)

@@ -402,24 +402,25 @@ def _fields(engine: str, parameters: str | None, resources: str | None) -> str:
 
 
 def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals: tuple[str, ...] = ()) -> Aggregate:
-    """Store rows from the query's result rows (column name → text, as both APIs return them)."""
+    """Store rows from the query's result rows (column name → text, as both APIs return them; Lake leaves
+    NULL columns out)."""
     from lpgen.mine import key_hash  # mine imports the sources; import late
 
     out = Aggregate()
     wanted = principal_matcher(principals)
     for row in rows:
-        if row["kind"] == "coverage":  # one row per account, region and day: the query grouped them
-            key = (row["account"] or "unknown", row["region"] or "unknown", row["day"] or "")
-            out.coverage[key] = [int(row["events"]), row["first_seen"], row["last_seen"]]
+        if row.get("kind") == "coverage":  # one row per account, region and day: the query grouped them
+            key = (row.get("account") or "unknown", row.get("region") or "unknown", row.get("day") or "")
+            out.coverage[key] = [int(row.get("events") or 0), row.get("first_seen"), row.get("last_seen")]
             continue
-        principal = row["principal"]
+        principal = row.get("principal")
         if wanted is not None and not wanted(principal):
             continue
-        key = (principal, row["source"], row["name"], row["error_class"], row["region"], row["invoked_by"] or "",
-               _fields(engine, row["parameters"], row["resources"]))
-        codes = sorted({c for c in _json_list(row["error_codes"]) if c})[:MAX_ERROR_CODES]
-        samples = sorted({s for s in _json_list(row["samples"]) if s})[:MAX_SAMPLES]
-        totals = [int(row["events"]), row["first_seen"], row["last_seen"], row["category"] or None, codes, samples]
+        key = (principal, row.get("source"), row.get("name"), row.get("error_class"), row.get("region"), row.get("invoked_by") or "",
+               _fields(engine, row.get("parameters"), row.get("resources")))
+        codes = sorted({c for c in _json_list(row.get("error_codes")) if c})[:MAX_ERROR_CODES]
+        samples = sorted({s for s in _json_list(row.get("samples")) if s})[:MAX_SAMPLES]
+        totals = [int(row.get("events") or 0), row.get("first_seen"), row.get("last_seen"), row.get("category") or None, codes, samples]
         h = key_hash(key)
         mine = out.usage.get(h)
         if mine is None:
@@ -427,6 +428,6 @@ def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals:
         else:
             merge_totals(mine, totals)
             mine[4] = merge_small(mine[4], [], MAX_ERROR_CODES)
-        account = account_of(principal, row["principal_account"] or "unknown")
-        out.principals.setdefault(principal, (row["principal_type"] or "unknown", account))
+        account = account_of(principal, row.get("principal_account") or "unknown")
+        out.principals.setdefault(principal, (row.get("principal_type") or "unknown", account))
     return out

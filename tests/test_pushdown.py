@@ -20,16 +20,17 @@ import pytest
 
 from lpgen.filters import FilterError, Window
 from lpgen.mine import MineOptions, mine
-from lpgen.pushdown import Aggregate, QuerySpec, aggregate, build_sql
+from lpgen.pushdown import Aggregate, Partitions, QuerySpec, aggregate, build_sql
 from lpgen.sources.local import LocalSource
 from lpgen.store import UsageStore
 
-from .conftest import DEMO, assumed_role, make_record
+from .conftest import DEMO, assumed_role, make_record, moto_server
 
 duckdb = pytest.importorskip("duckdb")
 sqlglot = pytest.importorskip("sqlglot")
 
 LAKE_STORE = "EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE"
+LQ = "0f5e7a2c-1d4b-4c8e-9a3f-6b2d8e1c4a7f"  # a Lake query id
 _ISSUER = "STRUCT(type VARCHAR, principalid VARCHAR, arn VARCHAR, accountid VARCHAR, username VARCHAR)"
 _SESSION = (f"STRUCT(attributes STRUCT(mfaauthenticated VARCHAR, creationdate VARCHAR), sessionissuer {_ISSUER},"
             " ec2roledelivery VARCHAR, webidfederationdata STRUCT(federatedprovider VARCHAR,"
@@ -200,6 +201,7 @@ def test_the_query_aggregates_the_demo_trail_exactly_as_mining_its_files(spec, d
 
 
 WINDOW = Window(since="2026-11-03T06:00:00Z", until="2026-11-04T23:59:59Z")
+WINDOW_WEEK = Window(since="2026-11-02T00:00:00Z", until="2026-11-08T23:59:59Z")
 
 
 @pytest.mark.parametrize("spec", [athena(windows=(WINDOW,)), lake(windows=(WINDOW,))], ids=["athena", "lake"])
@@ -303,3 +305,209 @@ def test_every_identity_shape_resolves_as_normalize_resolves_it(spec, tmp_path):
     assert pushed["principals"] == local["principals"]
     assert pushed["usage"] == local["usage"]
     assert len(local["principals"]) == len(records) - 1  # "service" and the service event share one
+
+
+# -- running it: Athena through moto's server, CloudTrail Lake through botocore's Stubber -------------
+
+def athena_pages(rows: list[dict]) -> dict:
+    """DuckDB's result as Athena returns it: VarCharValue strings, NULL as no value, a header row first."""
+    columns = list(rows[0])
+    data = [{"Data": [{"VarCharValue": c} for c in columns]}]
+    data += [{"Data": [{} if r[c] is None else {"VarCharValue": r[c]} for c in columns]} for r in rows]
+    return {"rows": data, "column_info": [{"Name": c, "Type": "varchar"} for c in columns]}
+
+
+@pytest.fixture(scope="module")
+def athena_rows(demo_db):
+    return run(demo_db, athena())
+
+
+def test_mine_athena_runs_the_query_in_athena_and_a_rerun_asks_for_nothing(athena_rows, demo_local, tmp_path):
+    import requests
+    from click.testing import CliRunner
+
+    from lpgen.aws import client_factory
+    from lpgen.cli import main
+
+    with moto_server() as endpoint:
+        requests.post(f"{endpoint}/moto-api/static/athena/query-results", timeout=10,
+                      json={"results": [athena_pages(athena_rows)]}).raise_for_status()
+        client_factory(endpoint_url=endpoint)("athena").create_work_group(
+            Name="audit", Configuration={"ResultConfiguration": {"OutputLocation": "s3://results/"}})
+        args = ["mine", "athena:trail.cloudtrail", "--store", str(tmp_path / "s.db"), "--endpoint-url", endpoint,
+                "--workgroup", "audit", "--output-location", "s3://results/lpgen/"]
+        first = CliRunner().invoke(main, args)
+        second = CliRunner().invoke(main, args)
+        athena_api = client_factory(endpoint_url=endpoint)("athena")
+        executions = athena_api.list_query_executions()["QueryExecutionIds"]
+        query = athena_api.get_query_execution(QueryExecutionId=executions[0])["QueryExecution"]
+    assert first.exit_code == 0, first.output
+    assert "scanned 0 bytes (Athena DataScannedInBytes), returned" in first.output
+    assert len(executions) == 1 and second.exit_code == 0  # the re-run found the range in the ledger
+    assert "1 already mined" in second.output
+    assert query["WorkGroup"] == "audit" and query["ResultConfiguration"]["OutputLocation"].startswith(
+        "s3://results/lpgen/")
+    assert query["QueryExecutionContext"]["Database"] == "trail" and "GROUPING SETS" in query["Query"]
+    with UsageStore(tmp_path / "s.db") as store:
+        mined = store.contents()
+        assert [i.kind for i in store.inputs()] == ["athena-query"]
+    assert mined["usage"] == demo_local["usage"] and mined["coverage"] == demo_local["coverage"]
+
+
+def test_athena_is_polled_until_the_query_ends(athena_rows, tmp_path):
+    import requests
+
+    from lpgen.aws import client_factory
+    from lpgen.sources.query import run_athena
+
+    with moto_server() as endpoint:
+        requests.post(f"{endpoint}/moto-api/state-manager/set-transition", timeout=10, json={
+            "model_name": "athena::execution", "transition": {"progression": "manual", "times": 3}})
+        requests.post(f"{endpoint}/moto-api/static/athena/query-results", timeout=10,
+                      json={"results": [athena_pages(athena_rows)]}).raise_for_status()
+        waits = []
+        result = run_athena(client_factory(endpoint_url=endpoint)("athena"), "SELECT 1", database="trail",
+                            sleep=waits.append)
+        requests.post(f"{endpoint}/moto-api/state-manager/unset-transition", timeout=10,
+                      json={"model_name": "athena::execution"})
+    assert result.rows == athena_rows
+    assert len(waits) >= 2 and waits == sorted(waits)  # growing waits between polls
+
+
+def stubbed(service: str):
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client(service, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    return client, Stubber(client)
+
+
+def test_athena_results_are_read_page_by_page(athena_rows):
+    from lpgen.sources.query import run_athena
+
+    client, stub = stubbed("athena")
+    pages = athena_pages(athena_rows)
+    header, body = pages["rows"][0], pages["rows"][1:]
+    meta = {"ColumnInfo": pages["column_info"]}
+    stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"})
+    stub.add_response("get_query_execution", {"QueryExecution": {
+        "QueryExecutionId": "q-1", "Status": {"State": "SUCCEEDED"}, "Statistics": {"DataScannedInBytes": 5_368_709}}})
+    stub.add_response("get_query_results", {"ResultSet": {"Rows": [header, *body[:100]], "ResultSetMetadata": meta},
+                                            "NextToken": "p2"}, {"QueryExecutionId": "q-1", "MaxResults": 1000})
+    stub.add_response("get_query_results", {"ResultSet": {"Rows": body[100:], "ResultSetMetadata": meta}},
+                      {"QueryExecutionId": "q-1", "MaxResults": 1000, "NextToken": "p2"})
+    with stub:
+        result = run_athena(client, "SELECT 1", database="trail", sleep=lambda s: None)
+    assert result.rows == athena_rows and result.scanned_bytes == 5_368_709
+
+
+def lake_rows(rows: list[dict]) -> list[list[dict]]:
+    """DuckDB's result as Lake returns it: each row a list of one-entry {column: value} maps."""
+    return [[{c: v} for c, v in r.items() if v is not None] for r in rows]
+
+
+def lake_source(client, **kwargs):
+    from lpgen.sources.query import QuerySource
+
+    return QuerySource(f"lake:{LAKE_STORE}", client_factory=lambda service: client, sleep=lambda s: None, **kwargs)
+
+
+def test_mine_lake_polls_reads_every_page_and_prints_the_bytes_scanned(demo_db, demo_local, tmp_path):
+    rows = lake_rows(run(demo_db, lake()))
+    client, stub = stubbed("cloudtrail")
+    stub.add_response("start_query", {"QueryId": LQ})
+    for state in ("QUEUED", "RUNNING"):
+        stub.add_response("describe_query", {"QueryId": LQ, "QueryStatus": state}, {"QueryId": LQ})
+    stub.add_response("describe_query", {"QueryId": LQ, "QueryStatus": "FINISHED",
+                                         "QueryStatistics": {"BytesScanned": 123_456_789}}, {"QueryId": LQ})
+    stub.add_response("get_query_results", {"QueryResultRows": rows[:50], "NextToken": "page-2"},
+                      {"QueryId": LQ, "MaxQueryResults": 1000})
+    stub.add_response("get_query_results", {"QueryResultRows": rows[50:]},
+                      {"QueryId": LQ, "MaxQueryResults": 1000, "NextToken": "page-2"})
+    with stub, UsageStore(tmp_path / "s.db") as store:
+        report = mine([lake_source(client)], store)
+        again = mine([lake_source(client)], store)  # no response left: a second query would fail the stub
+        mined = store.contents()
+    assert not report.problems and report.records == sum(r[3] for r in demo_local["coverage"])
+    assert "scanned 117.7 MiB (CloudTrail Lake BytesScanned)" in " ".join(report.notes)
+    assert again.known == 1 and again.records == 0
+    assert mined["usage"] == demo_local["usage"] and mined["principals"] == demo_local["principals"]
+
+
+@pytest.mark.parametrize("engine, responses, message", [
+    ("lake", [("start_query", {"QueryId": LQ}), ("describe_query", {"QueryStatus": "FAILED",
+                                                                      "ErrorMessage": "Column eventtim not found"})],
+     "CloudTrail Lake query " + LQ + " failed: Column eventtim not found"),
+    ("lake", [("start_query", {"QueryId": LQ}), ("describe_query", {"QueryStatus": "TIMED_OUT"})],
+     "CloudTrail Lake query " + LQ + " timed out: no reason given"),
+    ("lake", [("start_query", "ThrottlingException")], "CloudTrail Lake: ThrottlingException: Rate exceeded"),
+    ("athena", [("start_query_execution", {"QueryExecutionId": "aq"}), ("get_query_execution", {"QueryExecution": {
+        "Status": {"State": "FAILED", "StateChangeReason": "TABLE_NOT_FOUND: trail.cloudtrail"}}})],
+     "Athena query aq failed: TABLE_NOT_FOUND: trail.cloudtrail"),
+    ("athena", [("start_query_execution", {"QueryExecutionId": "aq"}),
+                ("get_query_execution", {"QueryExecution": {"Status": {"State": "CANCELLED"}}})],
+     "Athena query aq cancelled"),
+    ("athena", [("start_query_execution", {"QueryExecutionId": "aq"}), ("get_query_execution", "ThrottlingException")],
+     "Athena: ThrottlingException: Rate exceeded"),
+], ids=["lake-failed", "lake-timed-out", "lake-throttled", "athena-failed", "athena-cancelled", "athena-throttled"])
+def test_failed_cancelled_and_throttled_queries_are_one_clear_problem_and_no_ledger_entry(
+        engine, responses, message, tmp_path):
+    from lpgen.sources.query import QuerySource
+
+    client, stub = stubbed("cloudtrail" if engine == "lake" else "athena")
+    for operation, response in responses:
+        if isinstance(response, str):  # after botocore's own retries, the error reaches lpgen
+            stub.add_client_error(operation, service_error_code=response, service_message="Rate exceeded")
+        else:
+            stub.add_response(operation, response)
+    source = QuerySource(f"lake:{LAKE_STORE}" if engine == "lake" else "athena:trail.cloudtrail",
+                         client_factory=lambda service: client, sleep=lambda s: None)
+    with stub, UsageStore(tmp_path / "s.db") as store:
+        report = mine([source], store)
+        assert store.inputs() == []  # the next run tries again
+    assert [p.path for p in report.problems] == [source.label]
+    assert report.problems[0].reason.startswith(message)
+    assert report.found_nothing
+
+
+def test_a_later_run_queries_only_the_time_no_earlier_query_covered(tmp_path):
+    from datetime import UTC, datetime
+
+    from lpgen.sources.query import QueryResult, QuerySource
+
+    asked = []
+
+    class Recording(QuerySource):
+        def run(self, sql):
+            asked.append(sql)
+            return QueryResult(rows=[], scanned_bytes=0, query_id="q")
+
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    week = Window(since="2026-11-02T00:00:00Z", until="2026-11-08T23:59:59Z")
+    with UsageStore(tmp_path / "s.db") as store:
+        for window in (week, Window(since="2026-11-01T00:00:00Z", until="2026-11-10T23:59:59Z"), week):
+            mine([Recording("athena:trail.cloudtrail", now=now)], store, MineOptions(window=window))
+        mine([Recording("athena:trail.cloudtrail", now=now)], store, MineOptions(window=Window()))
+        keys = sorted(i.key for i in store.inputs())
+    assert len(asked) == 3  # the third run had nothing new to ask
+    assert ("eventtime >= '2026-11-01T00:00:00Z' AND eventtime <= '2026-11-01T23:59:59Z'" in asked[1]
+            and "eventtime >= '2026-11-09T00:00:00Z' AND eventtime <= '2026-11-10T23:59:59Z'" in asked[1])
+    assert "eventtime <= '2026-10-31T23:59:59Z'" in asked[2] and "'2026-11-20T11:00:00Z'" in asked[2]
+    assert keys[0] == "athena:trail.cloudtrail#-..2026-10-31T23:59:59Z"
+
+
+def test_sql_command_prints_the_query_and_refuses_a_bad_table_cleanly():
+    from click.testing import CliRunner
+
+    from lpgen.cli import main
+
+    args = ["sql", "--engine", "athena", "--table", "trail.cloudtrail", "--since", "2026-11-02", "--until",
+            "2026-11-08", "--region", "eu-west-1", "--principal", "orders-api*", "--partition-date", "dt",
+            "--partition-date-format", "%Y-%m-%d"]
+    printed = CliRunner().invoke(main, args)
+    expected = build_sql(athena(windows=(WINDOW_WEEK,), regions=("eu-west-1",), principals=("orders-api*",),
+                                partitions=Partitions(date="dt", date_format="%Y-%m-%d")))
+    assert printed.exit_code == 0 and printed.output == expected
+    assert "\"dt\" >= '2026-11-01' AND \"dt\" <= '2026-11-09'" in printed.output
+    bad = CliRunner().invoke(main, ["sql", "--engine", "lake", "--table", "x; DROP TABLE y"])
+    assert bad.exit_code == 1 and bad.output.startswith("Error: ") and "is not an event data store id" in bad.output

@@ -76,10 +76,18 @@ class StdinSource(BlobSource):
         return self._bytes()
 
 
-def open_source(spec: str, **s3_options) -> BlobSource:
-    """The source a command-line argument names: a path, ``-`` for stdin, or ``s3://bucket[/prefix]``."""
+def open_source(spec: str, **s3_options):
+    """The source a command-line argument names: a path, ``-`` for stdin, ``s3://bucket[/prefix]``,
+    ``cloudtrail:lookup[...]``, or a query source (``athena:DATABASE.TABLE``, ``lake:EVENT_DATA_STORE``,
+    with ``query`` holding its options)."""
     if spec == "-":
         return StdinSource()
+    query = s3_options.pop("query", None) or {}
+    if spec.startswith(("athena:", "lake:")):
+        from lpgen.sources.query import QuerySource
+
+        return QuerySource(spec, accounts=s3_options.get("accounts", ()), regions=s3_options.get("regions", ()),
+                           client_options=s3_options.get("client_options"), **query)
     if spec.startswith("s3://"):
         from lpgen.sources.s3 import S3Source
 
