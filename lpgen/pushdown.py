@@ -33,7 +33,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import msgspec
 
@@ -226,8 +226,11 @@ def _time_conditions(spec: QuerySpec) -> list[str]:
         for bound, op in ((window.since, ">="), (window.until, "<=")):
             if bound is None:
                 continue
-            if spec.engine == "lake":
-                parts.append(f"eventtime {op} TIMESTAMP {literal(bound.replace('T', ' ').rstrip('Z'))}")
+            if spec.engine == "lake":  # a timestamp, perhaps with a fraction: since <= t < until + 1 s
+                later = timedelta(seconds=1 if op == "<=" else 0)
+                moment = datetime.strptime(bound, "%Y-%m-%dT%H:%M:%SZ") + later
+                parts.append(f"eventtime {op.rstrip('=') if later else op} TIMESTAMP "
+                             f"{literal(moment.strftime('%Y-%m-%d %H:%M:%S'))}")
             else:
                 parts.append(f"eventtime {op} {literal(bound)}")
         column = spec.partitions.date

@@ -210,7 +210,7 @@ def test_a_window_prunes_partitions_and_counts_what_mining_with_that_window_coun
     if spec.engine == "athena":  # delivery days, a day's slack each side
         assert "\"timestamp\" >= '2026/11/02' AND \"timestamp\" <= '2026/11/05'" in sql
     else:
-        assert "eventtime >= TIMESTAMP '2026-11-03 06:00:00'" in sql
+        assert "eventtime >= TIMESTAMP '2026-11-03 06:00:00' AND eventtime < TIMESTAMP '2026-11-05 00:00:00'" in sql
     pushed = store_of(tmp_path, aggregate(run(demo_db, spec), engine=spec.engine))
     local = local_store(tmp_path, DEMO / "AWSLogs", MineOptions(window=WINDOW))
     assert pushed["usage"] and pushed["usage"] == local["usage"]
@@ -511,3 +511,42 @@ def test_sql_command_prints_the_query_and_refuses_a_bad_table_cleanly():
     assert "\"dt\" >= '2026-11-01' AND \"dt\" <= '2026-11-09'" in printed.output
     bad = CliRunner().invoke(main, ["sql", "--engine", "lake", "--table", "x; DROP TABLE y"])
     assert bad.exit_code == 1 and bad.output.startswith("Error: ") and "is not an event data store id" in bad.output
+
+
+@pytest.mark.parametrize("window, covered, expected", [
+    (("2026-11-02T00:00:00Z", "2026-11-08T23:59:59Z"), [], [("2026-11-02T00:00:00Z", "2026-11-08T23:59:59Z")]),
+    (("2026-11-02T00:00:00Z", "2026-11-08T23:59:59Z"), [("2026-11-01T00:00:00Z", "2026-11-09T00:00:00Z")], []),
+    ((None, "2026-11-08T23:59:59Z"), [(None, "2026-11-05T23:59:59Z")],
+     [("2026-11-06T00:00:00Z", "2026-11-08T23:59:59Z")]),
+    (("2026-11-01T00:00:00Z", "2026-11-30T23:59:59Z"),
+     [("2026-11-02T00:00:00Z", "2026-11-08T23:59:59Z"), ("2026-11-10T00:00:00Z", "2026-11-12T23:59:59Z")],
+     [("2026-11-01T00:00:00Z", "2026-11-01T23:59:59Z"), ("2026-11-09T00:00:00Z", "2026-11-09T23:59:59Z"),
+      ("2026-11-13T00:00:00Z", "2026-11-30T23:59:59Z")]),
+    ((None, "2026-11-08T23:59:59Z"), [("2026-11-02T00:00:00Z", "2026-11-30T23:59:59Z")],
+     [(None, "2026-11-01T23:59:59Z")]),
+    (("2026-11-05T00:00:00Z", "2026-11-06T00:00:00Z"), [("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")],
+     [("2026-11-05T00:00:00Z", "2026-11-06T00:00:00Z")]),
+], ids=["nothing-covered", "all-covered", "from-the-beginning-then-later", "gaps-between-two-ranges",
+        "only-before-a-covered-month", "covered-range-before-the-window"])
+def test_a_run_queries_exactly_the_time_no_range_in_the_ledger_covers(window, covered, expected):
+    from lpgen.sources.query import uncovered
+
+    assert [(w.since, w.until) for w in uncovered(window, covered)] == expected
+
+
+def test_other_filters_over_the_same_time_are_refused_rather_than_counted_twice(tmp_path):
+    from datetime import UTC, datetime
+
+    from lpgen.sources.query import QueryResult, QuerySource
+
+    class Empty(QuerySource):
+        def run(self, sql):
+            return QueryResult(rows=[], scanned_bytes=0, query_id="q")
+
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    with UsageStore(tmp_path / "s.db") as store:
+        first = mine([Empty("lake:" + LAKE_STORE, now=now, regions=("eu-west-1",))], store)
+        other = mine([Empty("lake:" + LAKE_STORE, now=now)], store)
+        assert len(store.inputs()) == 1
+    assert not first.problems
+    assert "other --account, --region or --principal filters" in other.problems[0].reason

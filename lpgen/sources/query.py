@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lpgen.aws import error_message
 from lpgen.filters import FilterError, Window
 from lpgen.model import Problem
-from lpgen.pushdown import Partitions, QuerySpec, aggregate, build_sql
+from lpgen.pushdown import Partitions, QuerySpec, aggregate, build_sql, table_name
 from lpgen.store import InputRecord, UsageStore
 
 #: How long before now a range ends: CloudTrail delivers events within about 15 minutes.
@@ -162,6 +162,11 @@ def uncovered(window: tuple[str | None, str], covered: list[tuple[str | None, st
     return out
 
 
+def _overlaps(window: Window, ranges: list[tuple[str | None, str]]) -> bool:
+    return any((window.since is None or window.since <= until) and (since is None or since <= window.until)
+               for since, until in ranges)
+
+
 class QuerySource:
     """``athena:DATABASE.TABLE`` or ``lake:EVENT_DATA_STORE`` (an id or an event data store ARN)."""
 
@@ -174,6 +179,8 @@ class QuerySource:
         if engine not in ("athena", "lake") or not table:
             raise FilterError(f"{spec}: expected athena:DATABASE.TABLE or lake:EVENT_DATA_STORE")
         self.label, self.engine, self.table = spec, engine, table
+        # the ledger's name of the table: Athena's names are case-insensitive, a Lake store is its id
+        self.ledger_name = f"{engine}:{table_name(engine, table) if engine == 'lake' else table.lower()}"
         self.accounts, self.regions = tuple(sorted(set(accounts))), tuple(sorted(set(regions)))
         self.partitions = partitions or Partitions()
         self.workgroup, self.output_location = workgroup, output_location
@@ -211,6 +218,7 @@ class QuerySource:
 
     def mine_into(self, store: UsageStore, window: Window, principals: tuple[str, ...], report) -> None:
         """Query what the ledger does not hold yet and commit it, or report why not (never raises)."""
+        report.inputs += 1
         now = self.now or datetime.now(UTC)
         settled = (now - SETTLE).strftime(_FORMAT)
         end = min(window.until, settled) if window.until else settled
@@ -218,18 +226,25 @@ class QuerySource:
             report.notes.append(f"{self.label}: the window ends at {settled}, an hour ago: later events may "
                                 "not be delivered yet")
         scope = self.scope(principals)
-        prefix = f"{self.label}#"
-        covered = []
-        for key in store.known_inputs(scope):
-            if key.startswith(prefix):
-                since, _, until = key[len(prefix):].partition("..")
-                covered.append((None if since == "-" else since, until))
+        prefix = f"{self.ledger_name}#"
+        covered, clashes = [], []
+        for key, other_scope in store.input_keys(prefix):
+            if not key.startswith(prefix):
+                continue
+            since, _, until = key[len(prefix):].partition("..")
+            (covered if other_scope == scope else clashes).append((None if since == "-" else since, until))
         if window.since is not None and window.since > end:
             report.notes.append(f"{self.label}: nothing to query: the window starts after {end}")
             return
         todo = uncovered((window.since, end), covered)
         if not todo:
             report.known += 1
+            return
+        if any(_overlaps(w, clashes) for w in todo):  # the same events under other filters: counted twice
+            report.problems.append(Problem(path=self.label, reason=(
+                "this store already holds a query of this table over an overlapping time with other --account, "
+                "--region or --principal filters; mining it again would count events twice: use the same "
+                "filters or another --store")))
             return
         sql = build_sql(self.spec(tuple(todo), principals))
         try:
