@@ -100,7 +100,7 @@ def reportable(principal: str) -> bool:
 
 
 def build_report(rows: list[UsageRow], coverage: list[CoverageRow], attached: Callable[[str], Attached | None],
-                 known: Iterable[str] = (), *, options: DiffOptions = DiffOptions(), date: str | None = None,
+                 known: Iterable[str] = (), *, options: DiffOptions | None = None, date: str | None = None,
                  problems: int = 0, only: Callable[[str], bool] | None = None,
                  catalog: Catalog | None = None) -> Report:
     """The report of every principal in ``known`` (the attached source's) or seen in ``rows``.
@@ -110,6 +110,7 @@ def build_report(rows: list[UsageRow], coverage: list[CoverageRow], attached: Ca
     principals reported (``--principal``); every row still informs baselines and data events.
     """
     catalog = catalog or load_catalog()
+    options = options or DiffOptions()
     window = window_of(coverage)
     shared = [r for r in rows if r.principal.startswith("service:") or r.source == "lambda.amazonaws.com"]
     own: dict[str, list[UsageRow]] = defaultdict(list)

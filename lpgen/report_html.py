@@ -315,7 +315,7 @@ def _usage_graph(p: PrincipalReport) -> str:
             if r not in resources and len(resources) < GRAPH_RESOURCES:
                 resources.append(r)
     rows = max(len(entries), len(resources), len(services), 1)
-    height, step = 20 * rows + 10, 20
+    height = 20 * rows + 10
     cols = (0, 150, 290, 520)
     out = [f'<svg class=graph viewBox="0 0 900 {height}" role="img" aria-label="usage graph">']
 
@@ -326,9 +326,7 @@ def _usage_graph(p: PrincipalReport) -> str:
     service_y = {s: y_of(i, len(services)) for i, s in enumerate(services)}
     action_y = {e.action: y_of(i, len(entries)) for i, e in enumerate(entries)}
     resource_y = {r: y_of(i, len(resources)) for i, r in enumerate(resources)}
-    lines = []
-    for s, y in service_y.items():
-        lines.append((cols[0] + 140, principal_y, cols[1], y, "#9aa3b2"))
+    lines = [(cols[0] + 140, principal_y, cols[1], y, "#9aa3b2") for y in service_y.values()]
     for e in entries:
         colour = {"missing": "#b3261e", "over-broad": "#b86e00"}.get(e.category, "#2e7d4f")
         lines.append((cols[1] + 130, service_y[e.action.split(":", 1)[0]], cols[2], action_y[e.action], "#9aa3b2"))

@@ -19,11 +19,11 @@ from lpgen.cli import main
 from lpgen.diff import DiffOptions
 from lpgen.mine import mine
 from lpgen.report import build_report, coverage_gaps, reportable
-from lpgen.report_render import render_report, report_dict
+from lpgen.report_render import render_report
 from lpgen.sources.local import LocalSource
-from lpgen.store import CoverageRow, UsageStore
+from lpgen.store import UsageStore
 
-from .conftest import ROOT, assumed_role, make_record, write_log, delivery_path
+from .conftest import ROOT, assumed_role, delivery_path, make_record, write_log
 from .test_diff import ACCOUNT, ALICE, DEPLOYER, FILE, MOTO_ACCOUNT, NOTIFIER, READER, _load_into_iam, moto_server
 from .test_findings import sarif_schema
 
