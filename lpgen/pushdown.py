@@ -15,7 +15,8 @@ How the query mirrors the local path (``lpgen.normalize`` and ``lpgen.fields``):
   document per group; lpgen then applies :func:`lpgen.fields.event_fields` to it, the
   same code the local path runs. Calls whose candidate tokens are equal give the same
   fields, so the representative speaks for its group; groups that end with equal fields
-  are merged here. ``resources[]`` ARNs are grouped as they are;
+  are merged here. ``resources[]`` ARNs are grouped as they are, and so are the created
+  identifiers in ``responseElements`` of the calls ``created_resources.json`` names;
 - the window, ``--account`` and ``--region`` are WHERE clauses, with partition pruning;
   ``--principal`` is a HAVING clause (LIKE patterns, a superset of the glob) re-checked
   exactly here, so coverage still counts every principal's records, as locally;
@@ -38,7 +39,7 @@ from datetime import date, datetime, timedelta
 import msgspec
 
 from lpgen.data_files import values
-from lpgen.fields import event_fields
+from lpgen.fields import created_keys, event_fields
 from lpgen.filters import FilterError, Window, principal_matcher
 from lpgen.model import DENIED, ERROR, OK
 from lpgen.normalize import account_of
@@ -148,8 +149,34 @@ def candidate_regex() -> str:
     exact += list(values(name, "paired_facts").values())
     suffixes = "|".join(re.escape(s) for s in values(name, "identifier_suffixes"))
     keys = "|".join([f'[^"\\\\]*(?:{suffixes})'] + sorted({re.escape(k) for k in exact}))
-    value = r'(?:"(?:[^"\\]|\\.)*"|\\"(?:[^"\\]|\\\\.)*?\\"|\[[^\[\]{}]*\]|true|false|null|-?[0-9][0-9.eE+-]*)'
+    value = rf'(?:{_STRING[3:-1]}|\[[^\[\]{{}}]*\]|true|false|null|-?[0-9][0-9.eE+-]*)'
     return f'(?i)\\\\?"(?:{keys})\\\\?"\\s*:\\s*{value}'
+
+
+_STRING = r'(?:"(?:[^"\\]|\\.)*"|\\"(?:[^"\\]|\\\\.)*?\\")'  # a JSON string, or one escaped inside another
+
+
+@functools.cache
+def created_regex() -> str:
+    """Every ``"key": "string"`` of ``responseElements`` that ``lpgen.fields.created_fields`` could keep.
+
+    Created identifiers do not depend on where they sit in the response, so calls whose
+    matches are equal have equal created fields.
+    """
+    keys = sorted({k for ks in values("created_resources.json", "calls").values() for k in ks})
+    return f'\\\\?"(?:{"|".join(re.escape(k) for k in keys)})\\\\?"\\s*:\\s*{_STRING}'
+
+
+def _creating_calls() -> str:
+    """A condition true for the calls ``created_resources.json`` names (versioned Lambda and CloudFront names too)."""
+    exact, prefixed = [], []
+    for call in sorted(values("created_resources.json", "calls")):
+        source, name = call.split(" ", 1)
+        exact.append(literal(call))
+        if source in ("lambda.amazonaws.com", "cloudfront.amazonaws.com"):  # CreateFunction20150331
+            prefixed.append(f"(eventsource = {literal(source)} AND eventname LIKE {literal(like_pattern(name) + '%')}"
+                            " ESCAPE '\\')")
+    return " OR ".join([f"eventsource || ' ' || eventname IN ({', '.join(exact)})", *prefixed])
 
 
 # -- the query ----------------------------------------------------------------------
@@ -285,6 +312,8 @@ def build_sql(spec: QuerySpec) -> str:
     rules = _principal_rules(_provider(spec.engine))
     denied = ", ".join(literal(c) for c in sorted(values("error_codes.json", "denied")))
     parameters = "json_format(CAST(requestparameters AS JSON))" if lake else "requestparameters"
+    response = (f"CASE WHEN {_creating_calls()} THEN "
+                f"{'json_format(CAST(responseelements AS JSON))' if lake else 'responseelements'} END")
     event_time = "date_format(eventtime, '%Y-%m-%dT%H:%i:%sZ')" if lake else "eventtime"
     resource = "ARRAY[r.arn, r.arnprefix]" if lake else "ARRAY[r.arn]"
     where = "\n  AND ".join(where_conditions(spec))
@@ -312,6 +341,8 @@ WITH events AS (
     {parameters} AS parameters,
     regexp_extract_all(coalesce({parameters}, ''), {literal(candidate_regex())}) AS parameter_key,
     transform(resources, r -> {resource}) AS resource_key,
+    {response} AS response,
+    regexp_extract_all(coalesce({response}, ''), {literal(created_regex())}) AS response_key,
     substr({event_time}, 1, 10) AS day
   FROM {table_name(spec.engine, spec.table)}
   WHERE {where}
@@ -321,6 +352,7 @@ SELECT
   principal, min(principal_type) AS principal_type, source, name, error_class, region, invoked_by,
   min(account) AS principal_account,
   min(parameters) AS parameters,
+  min(response) AS response,
   json_format(CAST(resource_key AS JSON)) AS resources,
   count(*) AS events,
   min(event_time) AS first_seen,
@@ -331,7 +363,7 @@ SELECT
   account, day
 FROM events
 GROUP BY GROUPING SETS (
-  (principal, source, name, error_class, region, invoked_by, parameter_key, resource_key),
+  (principal, source, name, error_class, region, invoked_by, parameter_key, resource_key, response_key),
   (account, region, day)
 ){f'''
 HAVING {having}''' if having else ""}
@@ -371,8 +403,9 @@ def _json_list(text: str | None) -> list:
     return value if isinstance(value, list) else []
 
 
-def _lake_parameters(text: str) -> bytes:
-    """Lake's ``map<string,string>`` as the document CloudTrail wrote: nested JSON and booleans restored."""
+def _lake_document(text: str) -> bytes:
+    """Lake's ``map<string,string>`` (request parameters, response elements) as the document CloudTrail
+    wrote: nested JSON and booleans restored."""
     flat = json.loads(text)
     if not isinstance(flat, dict):
         return b"null"
@@ -389,19 +422,23 @@ def _lake_parameters(text: str) -> bytes:
     return msgspec.json.encode(document)
 
 
-def _fields(engine: str, parameters: str | None, resources: str | None) -> str:
-    if parameters:
-        params = _lake_parameters(parameters) if engine == "lake" else parameters.encode()
-    else:
-        params = b"null"
+def _fields(engine: str, row: dict[str, str | None]) -> str:
+    """The store's fields of a result row, computed by the code the local path runs."""
+    def document(text: str | None) -> bytes:
+        if not text:
+            return b"null"
+        return _lake_document(text) if engine == "lake" else text.encode()
+
     arns = []
-    for entry in _json_list(resources):
+    for entry in _json_list(row.get("resources")):
         if isinstance(entry, list) and entry:
             item = {"ARN": entry[0]}
             if len(entry) > 1 and entry[1]:
                 item["ARNPrefix"] = entry[1]
             arns.append(item)
-    return msgspec.json.encode(event_fields(params, msgspec.json.encode(arns) if arns else b"null")).decode()
+    fields = event_fields(document(row.get("parameters")), msgspec.json.encode(arns) if arns else b"null",
+                          document(row.get("response")), created_keys(row.get("source") or "", row.get("name") or ""))
+    return msgspec.json.encode(fields).decode()
 
 
 def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals: tuple[str, ...] = ()) -> Aggregate:
@@ -420,7 +457,7 @@ def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals:
         if wanted is not None and not wanted(principal):
             continue
         key = (principal, row.get("source"), row.get("name"), row.get("error_class"), row.get("region"), row.get("invoked_by") or "",
-               _fields(engine, row.get("parameters"), row.get("resources")))
+               _fields(engine, row))
         codes = sorted({c for c in _json_list(row.get("error_codes")) if c})[:MAX_ERROR_CODES]
         samples = sorted({s for s in _json_list(row.get("samples")) if s})[:MAX_SAMPLES]
         totals = [int(row.get("events") or 0), row.get("first_seen"), row.get("last_seen"), row.get("category") or None, codes, samples]

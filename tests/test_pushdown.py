@@ -41,11 +41,11 @@ _COMMON = [("eventsource", "VARCHAR"), ("eventname", "VARCHAR"), ("awsregion", "
            ("eventid", "VARCHAR"), ("eventtype", "VARCHAR"), ("recipientaccountid", "VARCHAR"),
            ("eventcategory", "VARCHAR")]
 ATHENA_COLUMNS = [("useridentity", f"STRUCT({_IDENTITY})"), ("eventtime", "VARCHAR"), *_COMMON,
-                  ("requestparameters", "VARCHAR"),
+                  ("requestparameters", "VARCHAR"), ("responseelements", "VARCHAR"),
                   ("resources", "STRUCT(arn VARCHAR, accountid VARCHAR, type VARCHAR)[]"),
                   ("account", "VARCHAR"), ("region", "VARCHAR"), ("timestamp", "VARCHAR")]
 LAKE_COLUMNS = [("useridentity", f"STRUCT({_IDENTITY}, identityprovider VARCHAR)"), ("eventtime", "TIMESTAMP"),
-                *_COMMON, ("requestparameters", "MAP(VARCHAR, VARCHAR)"),
+                *_COMMON, ("requestparameters", "MAP(VARCHAR, VARCHAR)"), ("responseelements", "MAP(VARCHAR, VARCHAR)"),
                 ("resources", "STRUCT(accountid VARCHAR, type VARCHAR, arn VARCHAR, arnprefix VARCHAR)[]")]
 _LAYOUT = re.compile(r"AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/([a-z0-9-]+)/(\d{4}/\d\d/\d\d)/")
 
@@ -89,10 +89,10 @@ def _common(r: dict) -> list:
 def athena_row(r: dict, path: str) -> list:
     """A record as the CloudTrail SerDe presents it, with the partition columns of its delivery path."""
     m = _LAYOUT.search(path)
-    params = r.get("requestParameters")
     resources = r.get("resources")
+    text = lambda part: None if r.get(part) is None else json.dumps(r[part], separators=(",", ":"))
     return [_identity(r.get("userIdentity"), lake=False), r.get("eventTime"), *_common(r),
-            None if params is None else json.dumps(params, separators=(",", ":")),
+            text("requestParameters"), text("responseElements"),
             None if resources is None else [{"arn": x.get("ARN"), "accountid": x.get("accountId"), "type": x.get("type")}
                                             for x in resources],
             m[1], m[2], m[3]]
@@ -108,10 +108,10 @@ def _map_value(value) -> str | None:
 
 def lake_row(r: dict) -> list:
     """A record as a Lake event data store holds it."""
-    params = r.get("requestParameters")
     resources = r.get("resources")
+    as_map = lambda part: None if r.get(part) is None else {k: _map_value(v) for k, v in r[part].items()}
     return [_identity(r.get("userIdentity"), lake=True), r["eventTime"].replace("T", " ").rstrip("Z"), *_common(r),
-            None if params is None else {k: _map_value(v) for k, v in params.items()},
+            as_map("requestParameters"), as_map("responseElements"),
             None if resources is None else [{"accountid": x.get("accountId"), "type": x.get("type"),
                                              "arn": x.get("ARN"), "arnprefix": x.get("ARNPrefix")} for x in resources]]
 
@@ -334,7 +334,8 @@ def test_mine_athena_runs_the_query_in_athena_and_a_rerun_asks_for_nothing(athen
                       json={"results": [athena_pages(athena_rows)]}).raise_for_status()
         client_factory(endpoint_url=endpoint)("athena").create_work_group(
             Name="audit", Configuration={"ResultConfiguration": {"OutputLocation": "s3://results/"}})
-        args = ["mine", "athena:trail.cloudtrail", "--store", str(tmp_path / "s.db"), "--endpoint-url", endpoint,
+        args = ["mine", "athena:trail.cloudtrail", "--until", "2026-11-10", "--store", str(tmp_path / "s.db"),
+                "--endpoint-url", endpoint,
                 "--workgroup", "audit", "--output-location", "s3://results/lpgen/"]
         first = CliRunner().invoke(main, args)
         second = CliRunner().invoke(main, args)
