@@ -76,8 +76,11 @@ def principal_option(f):
 _PARTITIONS = Partitions()
 
 
-def partition_options(f):
-    """The partition columns of an Athena CloudTrail table (lpgen.pushdown.Partitions); '' for none."""
+def query_options(f):
+    """How a push-down query reads its table: partition columns of an Athena CloudTrail table
+    (lpgen.pushdown.Partitions; '' for none), and whether duplicates are dropped."""
+    f = click.option("--no-dedupe", is_flag=True,
+                     help="athena:/lake: do not drop events delivered twice (faster on a table of one trail).")(f)
     f = click.option("--partition-account", default=_PARTITIONS.account, show_default=True, metavar="COLUMN",
                      help="Athena: the account partition column, used with --account ('' if none).")(f)
     f = click.option("--partition-region", default=_PARTITIONS.region, show_default=True, metavar="COLUMN",
@@ -139,14 +142,14 @@ def main() -> None:
 @click.option("--workgroup", help="athena: sources: the Athena workgroup.")
 @click.option("--output-location", metavar="S3_URL",
               help="athena: sources: where Athena writes results (unless the workgroup sets it).")
-@partition_options
+@query_options
 @click.option("--strict", is_flag=True, help="Exit non-zero when any input or record had a problem.")
 @click.option("--max-inflate", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
               metavar="BYTES", help="Refuse inputs that decompress beyond this size.")
 @format_option("text", "json")
 @library_errors
 def mine_command(sources, store, since, until, principals, workers, accounts, regions, profile, endpoint_url,
-                 workgroup, output_location, partition_date, partition_date_format, partition_region,
+                 workgroup, output_location, no_dedupe, partition_date, partition_date_format, partition_region,
                  partition_account, strict, max_inflate, fmt):
     """Read CloudTrail logs into the usage store.
 
@@ -161,7 +164,7 @@ def mine_command(sources, store, since, until, principals, workers, accounts, re
     """
     options = MineOptions(window=make_window(since, until), principals=tuple(principals), max_inflate=max_inflate)
     show_progress = sys.stderr.isatty() and fmt == "text"
-    query = {"workgroup": workgroup, "output_location": output_location,
+    query = {"workgroup": workgroup, "output_location": output_location, "dedupe": not no_dedupe,
              "partitions": make_partitions(partition_date, partition_date_format, partition_region, partition_account)}
     s3_options = {"window": options.window, "accounts": tuple(accounts), "regions": tuple(regions),
                   "client_options": {"profile": profile, "endpoint_url": endpoint_url}, "query": query}
@@ -228,15 +231,15 @@ def _warn(problems: list[Problem]) -> None:
 @click.option("--region", "regions", multiple=True, metavar="REGION",
               help="Only these regions (repeatable; us-east-1 is always included: global services log there).")
 @principal_option
-@partition_options
+@query_options
 @library_errors
-def sql_command(engine, table, since, until, accounts, regions, principals, partition_date, partition_date_format,
-                partition_region, partition_account):
+def sql_command(engine, table, since, until, accounts, regions, principals, no_dedupe, partition_date,
+                partition_date_format, partition_region, partition_account):
     """Print the aggregation query `lpgen mine athena:...|lake:...` runs, without running it."""
     spec = QuerySpec(engine=engine, table=table, windows=(make_window(since, until),), accounts=tuple(accounts),
                      regions=tuple(regions), principals=tuple(principals),
                      partitions=make_partitions(partition_date, partition_date_format, partition_region,
-                                                partition_account))
+                                                partition_account), dedupe=not no_dedupe)
     click.echo(build_sql(spec), nl=False)
 
 

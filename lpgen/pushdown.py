@@ -73,6 +73,7 @@ class QuerySpec:
     regions: tuple[str, ...] = ()
     principals: tuple[str, ...] = ()
     partitions: Partitions = field(default_factory=Partitions)
+    dedupe: bool = True  # drop events delivered twice (costs a shuffle by eventID, not bytes scanned)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -306,6 +307,18 @@ def _principal_having(principals: tuple[str, ...]) -> str | None:
     return "grouping(principal) = 1 OR " + " OR ".join(tests)
 
 
+#: An event delivered twice (an organisation trail and an account trail in one table) counts once in
+#: usage and twice in coverage (records seen), as mining files does. Records without an eventID are kept.
+_DEDUPE = """, unique_events AS (
+  SELECT * FROM (
+    SELECT *,
+      row_number() OVER (PARTITION BY eventid ORDER BY event_time) AS copy,
+      CASE WHEN eventid IS NULL THEN 1 ELSE count(*) OVER (PARTITION BY eventid) END AS copies
+    FROM events)
+  WHERE copy = 1 OR eventid IS NULL
+)"""
+
+
 def build_sql(spec: QuerySpec) -> str:
     """The aggregation query for ``spec``, in Trino SQL (Athena engine 3, CloudTrail Lake)."""
     lake = spec.engine == "lake"
@@ -346,7 +359,7 @@ WITH events AS (
     substr({event_time}, 1, 10) AS day
   FROM {table_name(spec.engine, spec.table)}
   WHERE {where}
-)
+){_DEDUPE if spec.dedupe else ""}
 SELECT
   CASE WHEN grouping(principal) = 0 THEN 'usage' ELSE 'coverage' END AS kind,
   principal, min(principal_type) AS principal_type, source, name, error_class, region, invoked_by,
@@ -355,13 +368,14 @@ SELECT
   min(response) AS response,
   json_format(CAST(resource_key AS JSON)) AS resources,
   count(*) AS events,
+  {"sum(copies)" if spec.dedupe else "count(*)"} AS records,
   min(event_time) AS first_seen,
   max(event_time) AS last_seen,
   min(category) AS category,
   json_format(CAST(array_agg(DISTINCT errorcode) AS JSON)) AS error_codes,
   json_format(CAST(min(eventid, {MAX_SAMPLES}) AS JSON)) AS samples,
   account, day
-FROM events
+FROM {"unique_events" if spec.dedupe else "events"}
 GROUP BY GROUPING SETS (
   (principal, source, name, error_class, region, invoked_by, parameter_key, resource_key, response_key),
   (account, region, day)
@@ -451,7 +465,8 @@ def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals:
     for row in rows:
         if row.get("kind") == "coverage":  # one row per account, region and day: the query grouped them
             key = (row.get("account") or "unknown", row.get("region") or "unknown", row.get("day") or "")
-            out.coverage[key] = [int(row.get("events") or 0), row.get("first_seen"), row.get("last_seen")]
+            records = row.get("records") or row.get("events") or 0
+            out.coverage[key] = [int(records), row.get("first_seen"), row.get("last_seen")]
             continue
         principal = row.get("principal")
         if wanted is not None and not wanted(principal):

@@ -551,3 +551,23 @@ def test_other_filters_over_the_same_time_are_refused_rather_than_counted_twice(
         assert len(store.inputs()) == 1
     assert not first.problems
     assert "other --account, --region or --principal filters" in other.problems[0].reason
+
+
+@pytest.mark.parametrize("engine", ["athena", "lake"])
+def test_an_event_delivered_by_two_trails_counts_once_as_when_mining_both_copies(engine, tmp_path):
+    import shutil
+
+    archive = tmp_path / "both"
+    shutil.copytree(DEMO / "AWSLogs", archive / "AWSLogs")
+    shutil.copytree(DEMO / "AWSLogs/210987654321", archive / "AWSLogs/o-abcdef1234/210987654321")
+    records = [(r, p) for r, p in demo_records()]
+    records += [(r, p.replace("AWSLogs/", "AWSLogs/o-abcdef1234/")) for r, p in records]
+    db = duckdb.connect()
+    load(db, records, tmp_path)
+    spec = athena() if engine == "athena" else lake()
+    pushed = store_of(tmp_path, aggregate(run(db, spec), engine=engine))
+    local = local_store(tmp_path, archive)
+    assert pushed["usage"] == local["usage"] and pushed["coverage"] == local["coverage"]
+    twice = store_of(tmp_path / "twice", aggregate(run(db, QuerySpec(engine=engine, table=spec.table, dedupe=False)),
+                                                    engine=engine))
+    assert sum(r[8] for r in twice["usage"]) == 2 * sum(r[8] for r in local["usage"])

@@ -172,7 +172,8 @@ class QuerySource:
 
     def __init__(self, spec: str, *, accounts: tuple[str, ...] = (), regions: tuple[str, ...] = (),
                  partitions: Partitions | None = None, workgroup: str | None = None,
-                 output_location: str | None = None, client_options: dict[str, Any] | None = None,
+                 output_location: str | None = None, dedupe: bool = True,
+                 client_options: dict[str, Any] | None = None,
                  client_factory: Callable[[str], Any] | None = None, now: datetime | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         engine, _, table = spec.partition(":")
@@ -183,14 +184,14 @@ class QuerySource:
         self.ledger_name = f"{engine}:{table_name(engine, table) if engine == 'lake' else table.lower()}"
         self.accounts, self.regions = tuple(sorted(set(accounts))), tuple(sorted(set(regions)))
         self.partitions = partitions or Partitions()
-        self.workgroup, self.output_location = workgroup, output_location
+        self.workgroup, self.output_location, self.dedupe = workgroup, output_location, dedupe
         self.client_options = dict(client_options or {})
         self._factory, self.now, self.sleep = client_factory, now, sleep
         QuerySpec(engine=engine, table=table, accounts=self.accounts)  # check the names now, not after listing
 
     def spec(self, windows: tuple[Window, ...], principals: tuple[str, ...]) -> QuerySpec:
         return QuerySpec(engine=self.engine, table=self.table, windows=windows, accounts=self.accounts,
-                         regions=self.regions, principals=principals, partitions=self.partitions)
+                         regions=self.regions, principals=principals, partitions=self.partitions, dedupe=self.dedupe)
 
     def scope(self, principals: tuple[str, ...]) -> str:
         """The ledger scope: what the query selects besides time."""
