@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -307,16 +308,18 @@ def _principal_having(principals: tuple[str, ...]) -> str | None:
     return "grouping(principal) = 1 OR " + " OR ".join(tests)
 
 
-#: An event delivered twice (an organisation trail and an account trail in one table) counts once in
-#: usage and twice in coverage (records seen), as mining files does. Records without an eventID are kept.
-_DEDUPE = """, unique_events AS (
+def _unique(events: str) -> str:
+    """The events without the second copy of any event delivered twice (an organisation trail and an
+    account trail in one table): usage counts it once, coverage (records seen) twice, as mining files
+    does. Records without an eventID are all kept."""
+    return f"""(
   SELECT * FROM (
     SELECT *,
       row_number() OVER (PARTITION BY eventid ORDER BY event_time) AS copy,
       CASE WHEN eventid IS NULL THEN 1 ELSE count(*) OVER (PARTITION BY eventid) END AS copies
-    FROM events)
+    FROM {textwrap.indent(events, "    ").lstrip()}) AS numbered
   WHERE copy = 1 OR eventid IS NULL
-)"""
+) AS unique_events"""
 
 
 def build_sql(spec: QuerySpec) -> str:
@@ -330,11 +333,8 @@ def build_sql(spec: QuerySpec) -> str:
     event_time = "date_format(eventtime, '%Y-%m-%dT%H:%i:%sZ')" if lake else "eventtime"
     resource = "ARRAY[r.arn, r.arnprefix]" if lake else "ARRAY[r.arn]"
     where = "\n  AND ".join(where_conditions(spec))
-    having = _principal_having(spec.principals)
-    return f"""-- lpgen {spec.engine} aggregation: one row per principal, call, error class, region,
--- invokedBy and resource-naming request fields (kind 'usage'), and per account, region
--- and day (kind 'coverage').
-WITH events AS (
+    # Subqueries rather than WITH, and no comment before SELECT: CloudTrail Lake takes SELECT statements.
+    events = f"""(
   SELECT
     {_case(rules, 1, "'unknown:' || coalesce(nullif(useridentity.type, ''), 'no-type') || ':' || "
                      "coalesce(useridentity.principalid, '')")} AS principal,
@@ -359,8 +359,9 @@ WITH events AS (
     substr({event_time}, 1, 10) AS day
   FROM {table_name(spec.engine, spec.table)}
   WHERE {where}
-){_DEDUPE if spec.dedupe else ""}
-SELECT
+) AS events"""
+    having = _principal_having(spec.principals)
+    return f"""SELECT
   CASE WHEN grouping(principal) = 0 THEN 'usage' ELSE 'coverage' END AS kind,
   principal, min(principal_type) AS principal_type, source, name, error_class, region, invoked_by,
   min(account) AS principal_account,
@@ -375,7 +376,7 @@ SELECT
   json_format(CAST(array_agg(DISTINCT errorcode) AS JSON)) AS error_codes,
   json_format(CAST(min(eventid, {MAX_SAMPLES}) AS JSON)) AS samples,
   account, day
-FROM {"unique_events" if spec.dedupe else "events"}
+FROM {_unique(events) if spec.dedupe else events}
 GROUP BY GROUPING SETS (
   (principal, source, name, error_class, region, invoked_by, parameter_key, resource_key, response_key),
   (account, region, day)
