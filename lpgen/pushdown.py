@@ -151,11 +151,16 @@ def candidate_regex() -> str:
     exact += list(values(name, "paired_facts").values())
     suffixes = "|".join(re.escape(s) for s in values(name, "identifier_suffixes"))
     keys = "|".join([f'[^"\\\\]*(?:{suffixes})'] + sorted({re.escape(k) for k in exact}))
-    value = rf'(?:{_STRING[3:-1]}|\[[^\[\]{{}}]*\]|true|false|null|-?[0-9][0-9.eE+-]*)'
+    value = rf'(?:{_STRING}|{_ARRAY}|true|false|null|-?[0-9][0-9.eE+-]*)'
     return f'(?i)\\\\?"(?:{keys})\\\\?"\\s*:\\s*{value}'
 
 
-_STRING = r'(?:"(?:[^"\\]|\\.)*"|\\"(?:[^"\\]|\\\\.)*?\\")'  # a JSON string, or one escaped inside another
+#: A JSON string; or a JSON string inside another one (Lake's maps hold nested documents as text),
+#: where its quotes are ``\"`` and its escapes ``\\"``, ``\\\\`` or ``\\n``. Both exact, never lazy:
+#: a value with quotes or backslashes is one token, whole.
+_STRING = r'(?:"(?:[^"\\]|\\.)*"|\\"(?:[^"\\]|\\\\(?:\\["\\]|[^"\\]))*\\")'
+#: An array of scalars, its strings in either form.
+_ARRAY = rf'\[(?:{_STRING}|[^\[\]{{}}"\\])*\]'
 
 
 @functools.cache

@@ -571,3 +571,27 @@ def test_an_event_delivered_by_two_trails_counts_once_as_when_mining_both_copies
     twice = store_of(tmp_path / "twice", aggregate(run(db, QuerySpec(engine=engine, table=spec.table, dedupe=False)),
                                                     engine=engine))
     assert sum(r[8] for r in twice["usage"]) == 2 * sum(r[8] for r in local["usage"])
+
+
+# Object keys and names as users write them: quotes, backslashes, apostrophes, tabs, non-ASCII.
+AWKWARD = ['report "final".csv', 'a\\"c', "dir\\file", 'q\\\\"z', "ünïcødé/ключ", "it's", "tab\tnew\nline", "x]{y"]
+
+
+@pytest.mark.parametrize("spec", [athena(), lake()], ids=["athena", "lake"])
+def test_values_with_quotes_and_backslashes_are_grouped_whole_at_any_depth(spec, tmp_path):
+    shapes = {
+        "GetObject": lambda v, w: {"bucketName": "b", "key": v, "versionId": w},
+        "PutBucketThing": lambda v, w: {"bucketName": "b", "config": {"roleArn": v, "prefix": w}},
+        "TransactWriteItems": lambda v, w: {"transactItems": [{"put": {"tableName": v, "operation": w}}]},
+        "CreateSubnets": lambda v, w: {"subnetIds": [v, w]},
+    }
+    records = [(make_record(name=name, params=shape(v, w)), "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/02/a")
+               for name, shape in shapes.items() for v in AWKWARD for w in AWKWARD[:3]]
+    trail = tmp_path / "trail.json"
+    trail.write_text(json.dumps({"Records": [r for r, _ in records]}))
+    db = duckdb.connect()
+    load(db, records, tmp_path)
+    pushed = store_of(tmp_path, aggregate(run(db, spec), engine=spec.engine))
+    local = local_store(tmp_path, trail)
+    assert len(local["usage"]) > 2 * len(AWKWARD) * len(shapes)  # most calls named something of their own
+    assert pushed["usage"] == local["usage"]
