@@ -184,6 +184,15 @@ def local_store(tmp_path: Path, source: Path, options: MineOptions | None = None
         return store.contents()
 
 
+def both_ways(records: list[tuple[dict, str]], spec: QuerySpec, folder: Path) -> tuple[dict, dict]:
+    """The store pushing ``spec`` down over these records gives, and the one mining them as a file gives."""
+    trail = folder / "trail.json"
+    trail.write_text(json.dumps({"Records": [r for r, _ in records]}))
+    db = duckdb.connect()
+    load(db, records, folder)
+    return store_of(folder, aggregate(run(db, spec), engine=spec.engine)), local_store(folder, trail)
+
+
 @pytest.fixture(scope="module")
 def demo_local(tmp_path_factory):
     return local_store(tmp_path_factory.mktemp("local"), DEMO / "AWSLogs")
@@ -296,12 +305,7 @@ def test_every_identity_shape_resolves_as_normalize_resolves_it(spec, tmp_path):
                for name, identity in IDENTITIES.items()]
     records.append((make_record(identity=assumed_role(), eventType="AwsServiceEvent", source="kms.amazonaws.com"),
                     "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/02/service-event.json.gz"))
-    trail = tmp_path / "trail.json"
-    trail.write_text(json.dumps({"Records": [r for r, _ in records]}))
-    db = duckdb.connect()
-    load(db, records, tmp_path)
-    pushed = store_of(tmp_path, aggregate(run(db, spec), engine=spec.engine))
-    local = local_store(tmp_path, trail)
+    pushed, local = both_ways(records, spec, tmp_path)
     assert pushed["principals"] == local["principals"]
     assert pushed["usage"] == local["usage"]
     assert len(local["principals"]) == len(records) - 1  # "service" and the service event share one
@@ -587,11 +591,6 @@ def test_values_with_quotes_and_backslashes_are_grouped_whole_at_any_depth(spec,
     }
     records = [(make_record(name=name, params=shape(v, w)), "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/02/a")
                for name, shape in shapes.items() for v in AWKWARD for w in AWKWARD[:3]]
-    trail = tmp_path / "trail.json"
-    trail.write_text(json.dumps({"Records": [r for r, _ in records]}))
-    db = duckdb.connect()
-    load(db, records, tmp_path)
-    pushed = store_of(tmp_path, aggregate(run(db, spec), engine=spec.engine))
-    local = local_store(tmp_path, trail)
+    pushed, local = both_ways(records, spec, tmp_path)
     assert len(local["usage"]) > 2 * len(AWKWARD) * len(shapes)  # most calls named something of their own
     assert pushed["usage"] == local["usage"]
