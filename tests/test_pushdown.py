@@ -24,7 +24,7 @@ from lpgen.pushdown import Aggregate, Partitions, QuerySpec, aggregate, build_sq
 from lpgen.sources.local import LocalSource
 from lpgen.store import UsageStore
 
-from .conftest import DEMO, assumed_role, make_record, moto_server
+from .conftest import DEMO, assumed_role, make_record, moto_server, seed
 
 duckdb = pytest.importorskip("duckdb")
 sqlglot = pytest.importorskip("sqlglot")
@@ -330,20 +330,19 @@ def test_mine_athena_runs_the_query_in_athena_and_a_rerun_asks_for_nothing(athen
     import requests
     from click.testing import CliRunner
 
-    from lpgen.aws import client_factory
     from lpgen.cli import main
 
     with moto_server() as endpoint:
         requests.post(f"{endpoint}/moto-api/static/athena/query-results", timeout=10,
                       json={"results": [athena_pages(athena_rows)]}).raise_for_status()
-        client_factory(endpoint_url=endpoint)("athena").create_work_group(
+        seed("athena", endpoint).create_work_group(
             Name="audit", Configuration={"ResultConfiguration": {"OutputLocation": "s3://results/"}})
         args = ["mine", "athena:trail.cloudtrail", "--until", "2026-11-10", "--store", str(tmp_path / "s.db"),
                 "--endpoint-url", endpoint,
                 "--workgroup", "audit", "--output-location", "s3://results/lpgen/"]
         first = CliRunner().invoke(main, args)
         second = CliRunner().invoke(main, args)
-        athena_api = client_factory(endpoint_url=endpoint)("athena")
+        athena_api = seed("athena", endpoint)  # the test's own look at what Athena received
         executions = athena_api.list_query_executions()["QueryExecutionIds"]
         query = athena_api.get_query_execution(QueryExecutionId=executions[0])["QueryExecution"]
     assert first.exit_code == 0, first.output
