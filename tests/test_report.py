@@ -281,7 +281,7 @@ def test_report_command_formats_output_file_and_fail_on(demo, tmp_path):
 def test_report_live_from_iam_matches_the_file(demo):
     path, *_ = demo
     with moto_server(MOTO_IAM_LOAD_MANAGED_POLICIES="true") as endpoint:
-        _load_into_iam(seed("iam", endpoint), json.loads(FILE.read_text()))  # the test's own hands: not recorded
+        _load_into_iam(seed("iam", endpoint), json.loads(FILE.read_text()))
         live = CliRunner().invoke(main, ["report", "--store", str(path), "--live", "--endpoint-url", endpoint,
                                          "--region", "us-east-1", "--data-events", "s3,dynamodb,lambda,sns,sqs",
                                          "--min-days", "7", "--format", "json", "--date", "2026-11-23"])
