@@ -27,6 +27,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -41,6 +42,8 @@ KINDS = (MISSING, MODIFIED, UNLISTED, CHAIN, GAP, SIGNATURE, MOVED, UNREADABLE, 
 ALGORITHM = "SHA256withRSA"
 #: Digest and log files are small; anything inflating beyond this is refused (bombs).
 MAX_INFLATE = 256 * 1024**2
+#: Log files read and hashed at once.
+READERS = 8
 
 #: (region, start, end) → public keys of that region valid then: fingerprint → DER-encoded RSA key.
 KeyLookup = Callable[[str, datetime, datetime], dict[str, bytes]]
@@ -317,26 +320,34 @@ def _check_log_files(digests: list[_Digest], logs: dict[str, tuple[BlobSource, B
             key = relative_key(entry["s3Object"]) or entry["s3Object"]
             listed.setdefault(key, (str(entry.get("hashValue")), d))
     report.listed = len(listed)
+    present = []
     for key, (expected, d) in sorted(listed.items()):
-        found = logs.get(key)
-        if found is None:
-            report.failures.append(Failure(kind=MISSING, path=key, detail=f"listed by {d.key}, absent"))
-            continue
-        source, blob = found
-        try:
-            raw = source.read(blob)
-        except OSError as exc:
-            report.failures.append(Failure(kind=UNREADABLE, path=blob.key,
-                                           detail=f"cannot read: {exc.strerror or exc}"))
-            continue
-        problems: list[Problem] = []
-        body = _inflate(raw, blob.key, MAX_INFLATE, problems)
-        if body is None or problems or hashlib.sha256(body).hexdigest() != expected:
-            why = problems[0].reason if problems else "its SHA-256 differs from the digest's"
-            report.failures.append(Failure(kind=MODIFIED, path=blob.key, detail=f"{why} ({d.key})"))
+        if key in logs:
+            present.append((*logs[key], expected, d.key))
         else:
-            report.verified += 1
+            report.failures.append(Failure(kind=MISSING, path=key, detail=f"listed by {d.key}, absent"))
+    # Reading is I/O (S3 GETs) and inflating and hashing release the GIL: a few threads, results in order.
+    with ThreadPoolExecutor(max_workers=READERS) as pool:
+        for failure in pool.map(lambda job: _judge(*job), present):
+            if failure is None:
+                report.verified += 1
+            else:
+                report.failures.append(failure)
     return set(listed)
+
+
+def _judge(source: BlobSource, blob: Blob, expected: str, digest: str) -> Failure | None:
+    """None when the log file's content has the hash its digest holds; else what is wrong."""
+    try:
+        raw = source.read(blob)
+    except OSError as exc:
+        return Failure(kind=UNREADABLE, path=blob.key, detail=f"cannot read: {exc.strerror or exc}")
+    problems: list[Problem] = []
+    body = _inflate(raw, blob.key, MAX_INFLATE, problems)
+    if body is None or problems or hashlib.sha256(body).hexdigest() != expected:
+        why = problems[0].reason if problems else "its SHA-256 differs from the digest's"
+        return Failure(kind=MODIFIED, path=blob.key, detail=f"{why} ({digest})")
+    return None
 
 
 def _check_unlisted(digests: list[_Digest], logs: dict[str, tuple[BlobSource, Blob]], listed: set[str],
