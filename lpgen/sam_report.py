@@ -140,6 +140,7 @@ def render_json(review: Review) -> str:
     findings = [{"code": f.code, "severity": f.severity, "subject": f.subject, "message": f.message,
                  "line": f.location.line if f.location else None, "items": list(f.items)} for f in review.findings]
     return json.dumps({"template": review.model.template.path, "with_usage": review.with_usage,
+                       "notes": list(review.notes),
                        "functions": [_function_dict(fr) for fr in review.functions], "findings": findings},
                       indent=2, sort_keys=True) + "\n"
 
@@ -150,6 +151,7 @@ def render_text(review: Review, md: bool = False) -> str:
              f"{len(review.findings)} finding(s)", ""]
     if md:
         lines += [f"{len(review.functions)} function(s), {len(review.findings)} finding(s)", ""]
+    lines += [f"{'> ' if md else ''}note: {n}" for n in review.notes] + ([""] if review.notes else [])
     for fr in review.functions:
         fn = fr.function
         head = f"{fn.logical_id} ({fn.type}, line {fn.line})"

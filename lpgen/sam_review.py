@@ -201,6 +201,9 @@ def match_offline(model: Model, rows: list[UsageRow], stack: str | None,
         if fn.logical_id in mapped:
             out[fn.logical_id] = (mapped[fn.logical_id], "--map")
             continue
+        if fn.role and fn.role.startswith("arn:") and "${" not in fn.role:
+            out[fn.logical_id] = (fn.role, "Role ARN in the template")
+            continue
         if fn.role_name:
             found = sorted(p for p in principals if p.endswith(f":role{fn.role_name}"))
             if len(found) == 1:
@@ -284,12 +287,21 @@ def review(template: Template, options: ReviewOptions | None = None, rows: list[
             reviews.append(FunctionReview(function=fn))
             continue
         role, how = matches[fn.logical_id]
+        if not any(r.principal == role for r in rows):
+            reviews.append(FunctionReview(function=fn, role=role, matched_by=how, notes=(
+                f"the store holds no use of {role}: nothing to compare, no proposal",)))
+            continue
         result = diff(role, rows, expand(fn.attached(role), catalog), coverage or [], options.diff, catalog)
         item = _function_review(fn, role, how, result, model, catalog)
         findings += _usage_findings(item, model, catalog)
         reviews.append(item)
+    notes = []
+    judged = [fr.diff.judged for fr in reviews if fr.diff is not None]
+    if judged and not all(judged):
+        notes.append(f"the window covers fewer days than --min-days {options.diff.min_days}: nothing is called "
+                     "unused, and the proposals keep to what the window shows; check rare tasks before applying them")
     return Review(model=model, functions=tuple(reviews), findings=tuple(sorted(findings, key=sort_key)),
-                  with_usage=True)
+                  with_usage=True, notes=tuple(notes))
 
 
 def _function_review(fn: Function, role: str, how: str, result: PrincipalDiff, model: Model,
