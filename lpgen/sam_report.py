@@ -112,7 +112,8 @@ def render_patch(review: Review) -> str:
     template = review.model.template
     after = patched_text(review)
     return "".join(difflib.unified_diff(template.text.splitlines(keepends=True), after.splitlines(keepends=True),
-                                        fromfile=f"a/{template.path}", tofile=f"b/{template.path}"))
+                                        fromfile=f"a/{template.path.lstrip('/')}",
+                                        tofile=f"b/{template.path.lstrip('/')}"))
 
 
 # -- reports ------------------------------------------------------------------------------------

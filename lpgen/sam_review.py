@@ -13,6 +13,7 @@ Pure except :func:`match_live` (CloudFormation and IAM reads through a client fa
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from lpgen.diff import (
     PrincipalDiff,
     diff,
 )
-from lpgen.expand import covers, expand
+from lpgen.expand import Expanded, covers, expand
 from lpgen.findings import Finding, Location, sort_key
 from lpgen.generate import (  # the Sids generate writes, for the same statements
     Statement,
@@ -157,7 +158,8 @@ def _statement_findings(fn: Function, sp: SourcedPolicy, policy_location: Locati
                                                                       s["NotAction"]))) + " on every resource"))
             continue
         granted = sorted({a.full_name for p in actions for a in catalog.matching(p)})
-        wild = any(r == "*" or re.search(r"[:/]\*$", r) for r in resources)
+        # A condition (iam:PassedToService, say) is what scopes a wildcard: only unconditional ones count.
+        wild = not s.get("Condition") and any(r == "*" or re.search(r"[:/]\*$", r) for r in resources)
         escalation = set(values("privilege_escalation.json", "anywhere"))
         if wild:
             escalation |= set(values("privilege_escalation.json", "on_wildcard"))
@@ -291,8 +293,9 @@ def review(template: Template, options: ReviewOptions | None = None, rows: list[
             reviews.append(FunctionReview(function=fn, role=role, matched_by=how, notes=(
                 f"the store holds no use of {role}: nothing to compare, no proposal",)))
             continue
-        result = diff(role, rows, expand(fn.attached(role), catalog), coverage or [], options.diff, catalog)
-        item = _function_review(fn, role, how, result, model, catalog)
+        expanded = expand(fn.attached(role), catalog)
+        result = diff(role, rows, expanded, coverage or [], options.diff, catalog)
+        item = _function_review(fn, role, how, result, expanded, model, catalog)
         findings += _usage_findings(item, model, catalog)
         reviews.append(item)
     notes = []
@@ -304,26 +307,53 @@ def review(template: Template, options: ReviewOptions | None = None, rows: list[
                   with_usage=True, notes=tuple(notes))
 
 
-def _function_review(fn: Function, role: str, how: str, result: PrincipalDiff, model: Model,
+def _function_review(fn: Function, role: str, how: str, result: PrincipalDiff, expanded: Expanded, model: Model,
                      catalog: Catalog) -> FunctionReview:
     needed: set[tuple[str, str]] = set()
+    conditional: dict[tuple[tuple[str, ...], str], set[str]] = defaultdict(set)  # (resources, conditions) → actions
     notes = []
     for s in result.recommended.statements if result.recommended else ():
         if s.conditions:
             notes.append(f"{s.sid}: conditions are left out of the proposal")
         needed |= {(a, r) for a in s.actions for r in s.resources}
-    for e in result.entries:
-        if e.category == UNOBSERVABLE:  # never recommend removing what CloudTrail cannot show
-            needed |= {(e.action, r) for r in e.granted_on}
     implicit = expand(Attached(principal=role, policies=tuple(p.policy for p in fn.policies if p.implicit)), catalog)
+    for e in result.entries:
+        if e.category != UNOBSERVABLE:
+            continue
+        # Never recommend removing what CloudTrail cannot show: keep it as granted, conditions included.
+        for grant in expanded.grants.get(e.action, ()):
+            if grant.not_resources:
+                notes.append(f"{e.action}: granted with NotResource and not observable: keep it by hand")
+            elif grant.conditions:
+                conditional[(grant.resources, grant.conditions)].add(e.action)
+            else:
+                needed |= {(e.action, r) for r in grant.resources}
     needed = {(a, r) for a, r in needed if not covers(implicit.patterns(a), r)}
+    kept = []
+    for (resources, conditions), actions in sorted(conditional.items()):
+        actions = {a for a in actions if not all(covers(implicit.patterns(a), r) for r in resources)}
+        if actions:
+            kept.append(Statement(sid=_sid(actions, resources, False) + "Conditional", actions=tuple(sorted(actions)),
+                                  resources=resources, conditions=_conditions(conditions)))
+            needed |= {(a, r) for a in actions for r in resources}
     if not fn.implicit_role:
         notes.append("the function runs as an explicit role: change that role's policies (no patch is written)")
         return FunctionReview(function=fn, role=role, matched_by=how, diff=result, needed=frozenset(needed),
                               notes=tuple(notes))
-    proposed = tighten(needed, model.resolver) + [PolicyItem(deny=d) for d in _denies(fn)]
+    unconditional = {(a, r) for a, r in needed if not any(a in s.actions and r in s.resources for s in kept)}
+    proposed = (tighten(unconditional, model.resolver) + [PolicyItem(statement=s) for s in kept]
+                + [PolicyItem(deny=d) for d in _denies(fn)])
     return FunctionReview(function=fn, role=role, matched_by=how, diff=result, proposed=tuple(proposed),
                           needed=frozenset(needed), notes=tuple(notes))
+
+
+def _conditions(compact: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """A Condition block (compact JSON, as :class:`lpgen.expand.Grant` keeps it) as Statement conditions."""
+    out = []
+    for operator, keys in sorted(json.loads(compact).items()):
+        for key, value in sorted(keys.items()):
+            out.append((operator, key, tuple(value) if isinstance(value, list) else (str(value),)))
+    return tuple(out)
 
 
 def _usage_findings(item: FunctionReview, model: Model, catalog: Catalog) -> list[Finding]:

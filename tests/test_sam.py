@@ -263,22 +263,45 @@ def test_demo_findings_name_broad_templates_and_what_sam_grants_that_iam_lacks(d
     assert ("LPG204", "NotifierFunction", "") in codes and ("LPG208", "ConfigLoaderFunction", "") in codes
 
 
-def test_the_patched_demo_template_grants_exactly_the_generated_policies(demo_review, demo_usage, tmp_path):
-    patched = tmp_path / "template.yaml"
-    patched.write_text(patched_text(demo_review))
-    model = analyse(load_template(patched), pseudo=demo_review.model.resolver.pseudo)
-    for fr in demo_review.functions:
+def assert_patch_grants_what_was_needed(result, tmp_path):
+    """Re-load the patched template: each function's own policies grant exactly what the review
+    said it needs, and with SAM's implicit policies, every action its role used."""
+    patched = tmp_path / "patched.yaml"
+    patched.write_text(patched_text(result))
+    model = analyse(load_template(patched), pseudo=result.model.resolver.pseudo)
+    for fr in result.functions:
+        if fr.proposed is None:
+            continue
         fn = next(f for f in model.functions if f.logical_id == fr.function.logical_id)
         written = expand(fn.attached().__class__(principal=fn.logical_id, policies=tuple(
             p.policy for p in fn.policies if not p.implicit)))
         assert not written.unknown_actions
         granted = {(a, r) for a in written.actions() for r in written.patterns(a)}
         assert granted == set(fr.needed), fr.function.logical_id
-        # and every call the role made is still allowed (the implicit policies cover the rest)
         everything = expand(fn.attached())
         for e in fr.diff.entries:
             if e.category in ("used", "over-broad"):
                 assert e.action in everything.grants
+
+
+def test_the_patched_demo_template_grants_exactly_the_generated_policies(demo_review, tmp_path):
+    assert_patch_grants_what_was_needed(demo_review, tmp_path)
+
+
+def test_patch_inserts_missing_policies_replaces_a_scalar_and_keeps_conditions(demo_usage, tmp_path):
+    _, rows, coverage = demo_usage
+    text = ("Transform: AWS::Serverless-2016-10-31\nResources:\n  Notifier:\n    Type: AWS::Serverless::Function\n"
+            "    Properties:\n      FunctionName: notifier   # no Policies at all\n      Runtime: python3.12\n"
+            "  Orders:\n    Type: AWS::Serverless::Function\n    Properties:\n      FunctionName: orders-api\n"
+            "      Policies: AmazonDynamoDBFullAccess  # the lazy one\n      Runtime: nodejs20.x\n")
+    (tmp_path / "app.yaml").write_text(text)
+    result = review(load_template(tmp_path / "app.yaml"), ReviewOptions(diff=DiffOptions(min_days=7)), rows, coverage)
+    after = patched_text(result)
+    assert "      FunctionName: notifier   # no Policies at all\n" in after
+    assert "AmazonDynamoDBFullAccess" not in after and "SNSPublishMessagePolicy:" in after
+    # AmazonDynamoDBFullAccess's iam:PassRole cannot be observed: it is kept, with its condition
+    assert '"iam:PassedToService":' in after
+    assert_patch_grants_what_was_needed(result, tmp_path)
 
 
 def test_the_patch_keeps_everything_else_and_applies_with_patch(demo_review, tmp_path):
