@@ -102,6 +102,13 @@ def test_hostile_templates_are_refused_with_a_clear_message(name, text, message)
         parse_template(text, f"{name}.yaml")
 
 
+def test_an_oversized_template_is_refused_before_it_is_read(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("Resources: {}\n" + "# padding\n" * 600_000)
+    with pytest.raises(TemplateError, match=r"big.yaml: 6,000,014 bytes, more than the 5,242,880 a template may be"):
+        load_template(big)
+
+
 def test_a_bad_template_is_a_clean_cli_error_naming_the_file(tmp_path):
     (tmp_path / "bomb.yaml").write_text("a: &a [x]\nb: [*a, *a]\nResources: {}\n")
     result = CliRunner().invoke(main, ["sam", str(tmp_path / "bomb.yaml")])
@@ -405,7 +412,25 @@ def test_offline_role_name_pattern_and_live_stack_resources_find_the_role(tmp_pa
         from lpgen.aws import client_factory
 
         found = match_live(model, "jobs", client_factory(region="us-east-1", endpoint_url=endpoint))
+        cli = run("sam", str(CASES / "sqs-poller.yaml"), "--live", "--stack", "jobs", "--region", "us-east-1",
+                  "--endpoint-url", endpoint, "--format", "json")
+        missing = CliRunner().invoke(main, ["sam", str(CASES / "sqs-poller.yaml"), "--live", "--stack", "nope",
+                                            "--region", "us-east-1", "--endpoint-url", endpoint])
     assert found["WorkerFunction"][0] == "arn:aws:iam::123456789012:role/jobs-WorkerFunctionRole-9Z8Y7X"
+    (worker,) = json.loads(cli.output)["functions"]
+    assert worker["matched_by"] == "stack jobs resource WorkerFunctionRole" and "no use" in worker["notes"][0]
+    assert missing.exit_code == 1 and "reading stack nope" in missing.output and "Traceback" not in missing.output
+
+
+def test_every_sam_option_is_documented():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## `lpgen sam`"):readme.index("## Library")]
+    for param in main.commands["sam"].params:
+        for opt in getattr(param, "opts", []):
+            if opt.startswith("--"):
+                assert opt in section, f"the README's lpgen sam section does not document {opt}"
+    for fmt in ("text", "json", "md", "sarif"):
+        assert fmt in section
 
 
 def test_the_managed_policy_table_is_what_its_script_builds():
