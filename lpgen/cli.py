@@ -441,6 +441,8 @@ def sam_command(template, sources, store, stack, role_map, parameters, region, a
     if live and not stack:
         raise click.UsageError("--live needs --stack NAME")
     use_store = bool(sources) or click.get_current_context().get_parameter_source("store").name != "DEFAULT"
+    if patch_file and not use_store:
+        raise click.UsageError("--patch needs CloudTrail: give SOURCEs to mine or --store")
     try:
         loaded = load_template(template)
         rows = coverage = matches = None
@@ -462,7 +464,7 @@ def sam_command(template, sources, store, stack, role_map, parameters, region, a
         result = review(loaded, options, rows, coverage, matches)
         text = render_review(result, fmt)
         if patch_file:
-            diff_text = render_patch(result) if result.with_usage else ""
+            diff_text = render_patch(result)
             if str(patch_file) == "-":
                 click.echo(diff_text, nl=False)
             else:

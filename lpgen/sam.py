@@ -30,7 +30,7 @@ from typing import Any
 
 from lpgen.attached import Attached, Policy
 from lpgen.data_files import load
-from lpgen.template import Pseudo, Resolver, Template, TemplateError
+from lpgen.template import NO_VALUE, Pseudo, Resolver, Template, TemplateError
 
 SAM_FUNCTION, LAMBDA_FUNCTION = "AWS::Serverless::Function", "AWS::Lambda::Function"
 #: Event types whose pollers SAM grants a managed policy to the function's role.
@@ -199,6 +199,10 @@ def _function(template: Template, resolver: Resolver, logical: str, kind: str, p
     items = raw if isinstance(raw, list) else [] if raw is None else [raw]
     for i, item in enumerate(items):
         path = base + ("Policies", i) if isinstance(raw, list) else base + ("Policies",)
+        if isinstance(item, dict) and set(item) == {"Fn::If"}:  # a conditional policy: the branch that applies
+            item = resolver.resolve(item)
+            if item is NO_VALUE:
+                continue
         policies.append(_policy_item(item, i, template.line(path), resolver, logical, path))
     boundary = _boundary(props, resolver, notes)
     return Function(logical_id=logical, type=kind, line=template.line(("Resources", logical)), name=name,

@@ -189,6 +189,31 @@ def test_sam_adds_its_implicit_policies_and_globals_merge(monkeypatch_module):
     assert "sqs:ChangeMessageVisibilityBatch" in notifier.unknown_actions
 
 
+def test_globals_and_conditional_policies_shape_the_implicit_role():
+    text = """Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Env: {Type: String, Default: dev}
+Conditions:
+  IsProd: !Equals [!Ref Env, prod]
+Globals:
+  Function:
+    Tracing: Active
+    VpcConfig: {SubnetIds: [subnet-1], SecurityGroupIds: [sg-1]}
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - !If [IsProd, AmazonS3FullAccess, !Ref AWS::NoValue]
+        - !If [IsProd, !Ref AWS::NoValue, AmazonS3ReadOnlyAccess]
+"""
+    (fn,) = analyse(parse_template(text)).functions
+    assert [p.policy.name for p in fn.policies] == ["AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole",
+                                                   "AWSXrayWriteOnlyAccess", "AmazonS3ReadOnlyAccess"]
+    (prod,) = analyse(parse_template(text), {"Env": "prod"}).functions
+    assert prod.policies[-1].policy.name == "AmazonS3FullAccess"
+
+
 def test_connectors_and_explicit_roles_grant_what_their_resources_say():
     model = analyse(load_template(CASES / "connector.json"), pseudo=CASE_PSEUDO)
     grants = expand(model.functions[0].attached())
@@ -376,6 +401,8 @@ def test_cli_reviews_with_usage_writes_the_patch_and_fails_on_severity(demo_usag
     assert functions["OrdersApiFunction"]["matched_by"] == "--map"
     bad = CliRunner().invoke(main, ["sam", "fixtures/sam/sqs-poller.yaml", "--map", "nope"])
     assert bad.exit_code == 2 and "is not KEY=VALUE" in bad.output
+    no_usage = CliRunner().invoke(main, ["sam", "fixtures/sam/sqs-poller.yaml", "--patch", str(patch_file)])
+    assert no_usage.exit_code == 2 and "--patch needs CloudTrail" in no_usage.output
 
 
 def test_a_function_without_a_deployed_role_or_without_use_gets_no_proposal(demo_usage):
