@@ -168,3 +168,13 @@ def live_attached(principal: str, client_factory: Callable[[str], Any]) -> Attac
     boundary_arn = (entry.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
     return Attached(principal=principal, policies=tuple(policies),
                     boundary=managed(boundary_arn) if boundary_arn else None)
+
+
+def live_principals(client_factory: Callable[[str], Any]) -> list[str]:
+    """Every role and user ARN of the account (ListRoles, ListUsers; read-only)."""
+    iam = client_factory("iam")
+    out = []
+    for method, key in (("list_roles", "Roles"), ("list_users", "Users")):
+        for page in iam.get_paginator(method).paginate():
+            out += [entry["Arn"] for entry in page[key]]
+    return sorted(out)

@@ -7,17 +7,19 @@ import json
 import os
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lpgen import __version__
-from lpgen.attached import AttachedError, AuthorizationDetails, live_attached
-from lpgen.aws import client_factory
+from lpgen.attached import AttachedError, AuthorizationDetails, live_attached, live_principals
+from lpgen.aws import client_factory, error_message
 from lpgen.diff import DiffOptions, diff, render_diff
 from lpgen.expand import expand
 from lpgen.filters import FilterError, Window, parse_instant, principal_matcher
+from lpgen.findings import SEVERITIES, at_least
 from lpgen.generate import (
     INLINE_POLICIES_LIMIT,
     MANAGED_POLICY_LIMIT,
@@ -40,10 +42,13 @@ from lpgen.model import Problem
 from lpgen.normalize import BadRecord
 from lpgen.policy_formats import render as render_policies
 from lpgen.policy_formats import render_evidence
+from lpgen.report import build_report
+from lpgen.report_render import render_report
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, decode
 from lpgen.sources.local import open_source
 from lpgen.store import DEFAULT_PATH, StoreError, UsageStore
 from lpgen.summary import render_mine_report, render_summary, summarize
+from lpgen.who import render_who, who
 
 #: Warnings printed one per line before the rest are only counted.
 SHOWN_WARNINGS = 50
@@ -152,6 +157,28 @@ class _ProgressLine:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         click.echo(f"\r\033[K{report.mined:,} inputs, {report.records:,} events, "
                    f"{report.records / elapsed:,.0f} events/s", nl=False, err=True)
+
+
+def _evidence(store: Path, sources: tuple[str, ...]) -> tuple[list, list, int]:
+    """Mine ``sources`` (if any) into ``store``; its rows (service rows included), coverage and problem count."""
+    with UsageStore(store, create=bool(sources)) as usage_store:
+        if sources:
+            _warn(mine([open_source(s) for s in sources], usage_store).problems)
+        return list(usage_store.usage(include_service=True)), usage_store.coverage(), len(usage_store.problems())
+
+
+def judgement_options(f):
+    """When a grant may be called unused: shared by `diff` and `report`."""
+    f = click.option("--data-events", metavar="PREFIXES",
+                     help="IAM prefixes whose data events the trail logged (s3,lambda,...); default: seen in the "
+                          "store.")(f)
+    f = click.option("--min-days", type=click.IntRange(min=0), default=30, show_default=True,
+                     help="Call nothing unused when the window covers fewer days.")(f)
+    return f
+
+
+def _prefixes(text: str | None) -> frozenset[str] | None:
+    return frozenset(p.strip() for p in text.split(",") if p.strip()) if text else None
 
 
 def _warn(problems: list[Problem]) -> None:
@@ -352,10 +379,7 @@ def attached_command(principal, attached_file, live, profile, region, endpoint_u
 @click.option("--principal", required=True, metavar="ARN", help="The role or user ARN.")
 @store_option
 @attached_options
-@click.option("--min-days", type=click.IntRange(min=0), default=30, show_default=True,
-              help="Call nothing unused when the window covers fewer days.")
-@click.option("--data-events", metavar="PREFIXES",
-              help="IAM prefixes whose data events the trail logged (s3,lambda,...); default: seen in the store.")
+@judgement_options
 @click.option("--access-advisor-days", type=click.IntRange(min=1), default=90, show_default=True,
               help="With --live: a service Access Advisor saw used within these days is not called unused.")
 @click.option("--fail-on", type=click.Choice(["unused", "over-broad", "missing"]),
@@ -366,12 +390,8 @@ def diff_command(sources, principal, store, attached_file, live, profile, region
                  data_events, access_advisor_days, fail_on, fmt):
     """Compare what a principal is granted with what it used: used, unused, unobservable, over-broad, missing."""
     attached = _load_attached(principal, attached_file, live, profile, region, endpoint_url)
-    with UsageStore(store, create=bool(sources)) as usage_store:
-        if sources:
-            _warn(mine([open_source(s) for s in sources], usage_store).problems)
-        rows = list(usage_store.usage(include_service=True))
-        coverage = usage_store.coverage()
-    logged = frozenset(p.strip() for p in data_events.split(",") if p.strip()) if data_events else None
+    rows, coverage, _ = _evidence(store, sources)
+    logged = _prefixes(data_events)
     recent = None
     if live:
         factory = client_factory(profile=profile, region=region, endpoint_url=endpoint_url)
@@ -386,6 +406,75 @@ def diff_command(sources, principal, store, attached_file, live, profile, region
     click.echo(render_diff(result, fmt), nl=False)
     if fail_on and result.counts()[fail_on]:
         sys.exit(1)
+
+
+@main.command("report")
+@click.argument("sources", nargs=-1, metavar="[SOURCE...]")
+@store_option
+@attached_options
+@principal_option
+@judgement_options
+@click.option("--format", "fmt", type=click.Choice(["text", "html", "md", "json", "sarif"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE, not stdout.")
+@click.option("--fail-on", type=click.Choice(list(SEVERITIES)), metavar="SEVERITY",
+              help="Exit 1 when a finding is this severe or more (info, low, medium, high, critical).")
+@click.option("--date", "report_date", metavar="YYYY-MM-DD", help="The report's date (default: today), for "
+              "reproducible output.")
+@library_errors
+def report_command(sources, store, attached_file, live, profile, region, endpoint_url, principals, min_days,
+                   data_events, fmt, output, fail_on, report_date):
+    """Report every principal of the account: the diff's figures and findings, riskiest first."""
+    if bool(attached_file) == bool(live):
+        raise click.UsageError("give exactly one of --attached FILE or --live")
+    if report_date:
+        try:
+            date.fromisoformat(report_date)
+        except ValueError:
+            raise click.BadParameter(f"{report_date!r} is not a YYYY-MM-DD date", param_hint="--date") from None
+    rows, coverage, problems = _evidence(store, sources)
+    logged = _prefixes(data_events)
+    try:
+        if live:
+            factory = client_factory(profile=profile, region=region, endpoint_url=endpoint_url)
+            known = live_principals(factory)
+            if logged is None:
+                logged = logged_data_prefixes(factory)
+
+            def attached(principal):
+                return live_attached(principal, factory) if principal in known else None
+        else:
+            details = AuthorizationDetails.load(attached_file)
+            known = details.principals()
+
+            def attached(principal):
+                return details.attached(principal) if principal in known else None
+
+        report = build_report(rows, coverage, attached, known, options=DiffOptions(min_days=min_days,
+                              data_events=logged), date=report_date, problems=problems,
+                              only=principal_matcher(principals))
+    except (BotoCoreError, ClientError) as exc:
+        raise click.ClickException(f"reading IAM: {error_message(exc)}") from None
+    text = render_report(report, fmt, source=str(attached_file or "lpgen://iam"))
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output} ({len(report.principals)} principals, {len(report.findings)} findings)", err=True)
+    else:
+        click.echo(text, nl=False)
+    if fail_on and any(at_least(f.severity, fail_on) for f in report.findings):
+        sys.exit(1)
+
+
+@main.command("who")
+@click.argument("resource")
+@click.argument("sources", nargs=-1, metavar="[SOURCE...]")
+@store_option
+@format_option("text", "json")
+@library_errors
+def who_command(resource, sources, store, fmt):
+    """Which principals touched RESOURCE (an ARN, an instance id, a bucket, function, table or queue name), when."""
+    rows, _, _ = _evidence(store, sources)
+    click.echo(render_who(resource, who(rows, resource), fmt), nl=False)
 
 
 # -- lpgen sam ------------------------------------------------------------------------------------

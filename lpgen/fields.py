@@ -123,19 +123,56 @@ def resource_fields(resources: Any) -> Fields:
 
 
 _EMPTY = (b"null", b"{}", b"[]", b"")
+#: Field-name prefix of identifiers a call created (from responseElements): evidence for
+#: ``lpgen who``, never input to the mapping (see lpgen/data/created_resources.json).
+CREATED = "created:"
 
 
-def event_fields(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw = b"null") -> Fields:
-    """Request fields and resource ARNs of one record, from its undecoded JSON parts."""
+@functools.lru_cache(maxsize=4096)
+def created_keys(source: str, name: str) -> tuple[str, ...]:
+    """The responseElements keys that hold what this call created; () for most calls."""
+    table = values("created_resources.json", "calls")
+    keys = table.get(f"{source} {name}")
+    if keys is None and source in ("lambda.amazonaws.com", "cloudfront.amazonaws.com"):
+        from lpgen.mapping import operation_name  # versioned eventNames; a late import: mapping needs us
+        keys = table.get(f"{source} {operation_name(source, name)}")
+    return tuple(keys or ())
+
+
+def created_fields(response: Any, keys: tuple[str, ...]) -> Fields:
+    """``(created:<key>, value)`` for every string under one of ``keys``, at any depth."""
+    wanted, found, max_depth = set(keys), set(), _rules()[-1]["depth"]
+
+    def walk(node: Any, depth: int) -> None:
+        if depth > max_depth:
+            return
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            if key in wanted and isinstance(value, str) and value:
+                found.add((CREATED + key, value))
+            elif isinstance(value, (dict, list)):
+                walk(value, depth + 1)
+
+    walk(response, 0)
+    return tuple(sorted(found))
+
+
+def event_fields(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw = b"null",
+                 response: bytes | msgspec.Raw = b"null", created: tuple[str, ...] = ()) -> Fields:
+    """Request fields and resource ARNs of one record, from its undecoded JSON parts; with
+    ``created`` (see :func:`created_keys`), the identifiers the call created."""
     parameters, resources = bytes(parameters), bytes(resources)
     result: Fields = ()
     try:
         if parameters not in _EMPTY:
             result = request_fields(msgspec.json.decode(parameters))
+        extra: Fields = ()
         if resources not in _EMPTY:
-            arns = resource_fields(msgspec.json.decode(resources))
-            if arns:
-                result = tuple(sorted(set(result).union(arns)))
+            extra = resource_fields(msgspec.json.decode(resources))
+        if created and bytes(response) not in _EMPTY:
+            extra += created_fields(msgspec.json.decode(bytes(response)), created)
+        if extra:
+            result = tuple(sorted(set(result).union(extra)))
     except (msgspec.DecodeError, RecursionError):
         pass  # the record decoded, so its parts are JSON; never fail a record over them
     return result

@@ -16,6 +16,7 @@ from typing import Any
 
 import networkx as nx
 
+from lpgen.fields import CREATED
 from lpgen.model import DENIED
 from lpgen.store import UsageRow
 
@@ -49,12 +50,18 @@ class UsageGraph:
 
     def add_permissions(self, row: UsageRow, mapping: Any) -> None:
         principal = self._node("principal", row.principal)
+        created = created_names(row.fields)
         for permission in mapping.permissions:
             action = self._node("action", permission.action)
             self._g.nodes[action]["provenance"] = permission.provenance
             self._edge(principal, action, row)
             for resource in permission.resources:
                 self._edge(action, self._node("resource", resource), row, via=row.principal)
+            if not permission.side:  # what the call created hangs off the actions that created it
+                for resource in created:
+                    node = self._node("resource", resource)
+                    self._edge(action, node, row, via=row.principal)
+                    self._g.edges[action, node, row.principal]["created"] = True
 
     def _node(self, kind: str, name: str) -> str:
         key = f"{kind}:{name}"
@@ -66,7 +73,7 @@ class UsageGraph:
         key = via or "uses"
         if not self._g.has_edge(u, v, key):
             self._g.add_edge(u, v, key, count=0, denied=0, first_seen=row.first_seen, last_seen=row.last_seen,
-                             regions=set(), samples=set())
+                             regions=set(), samples=set(), calls=set())
         data = self._g.edges[u, v, key]
         data["count"] += row.count
         if row.error_class == DENIED:
@@ -74,6 +81,7 @@ class UsageGraph:
         data["first_seen"] = min(data["first_seen"], row.first_seen)
         data["last_seen"] = max(data["last_seen"], row.last_seen)
         data["regions"].add(row.region)
+        data["calls"].add(f"{row.source}:{row.name}")
         data["samples"] = set(sorted(data["samples"].union(row.samples))[:3])
 
     # -- queries -------------------------------------------------------------
@@ -95,6 +103,18 @@ class UsageGraph:
         """Resources a principal's calls named."""
         return sorted({self._g.nodes[v]["name"] for _, v, k in self._g.edges(keys=True)
                        if k == principal and self._g.nodes[v]["kind"] == "resource"})
+
+    def touching(self, matches: Callable[[str], bool]) -> list[dict[str, Any]]:
+        """Every (principal, action or call, resource) edge whose resource ``matches``, with its totals."""
+        out = []
+        for node in self.nodes("resource"):
+            name = self._g.nodes[node]["name"]
+            if not matches(name):
+                continue
+            for u, _, principal, data in self._g.in_edges(node, keys=True, data=True):
+                out.append({"principal": principal, "via": self._g.nodes[u]["name"], "resource": name,
+                            "created": False, **_plain(data)})
+        return sorted(out, key=lambda t: (t["resource"], t["first_seen"], t["principal"], t["via"]))
 
     def __len__(self) -> int:
         return self._g.number_of_nodes()
@@ -126,8 +146,13 @@ def _plain(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def resource_names(fields: tuple[tuple[str, str], ...]) -> list[str]:
-    """Resources named by an aggregate's fields: its ARNs, else its identifier fields."""
-    arns = sorted({v for k, v in fields if k in ("arn", "arnPrefix") or (v.startswith("arn:") and k.lower().endswith("arn"))})
-    if arns:
-        return arns
-    return sorted(f"{k}={v}" for k, v in fields if v != "present")
+    """Resources named by an aggregate's fields: its ARNs, else its identifier fields; and what it created."""
+    asked = [(k, v) for k, v in fields if not k.startswith(CREATED)]
+    arns = sorted({v for k, v in asked if k in ("arn", "arnPrefix") or (v.startswith("arn:") and k.lower().endswith("arn"))})
+    named = arns or sorted(f"{k}={v}" for k, v in asked if v != "present")
+    return named + created_names(fields)
+
+
+def created_names(fields: tuple[tuple[str, str], ...]) -> list[str]:
+    """Identifiers the call created (``i-0abc...``, an ARN, a queue URL), as resource names."""
+    return sorted({v for k, v in fields if k.startswith(CREATED)})

@@ -29,6 +29,7 @@ from urllib.parse import unquote
 
 from lpgen.catalog import Catalog, arn_pattern_regex, load_catalog
 from lpgen.data_files import load
+from lpgen.fields import CREATED, Fields
 from lpgen.model import DENIED, Event
 from lpgen.normalize import account_of, partition_of_region
 
@@ -36,7 +37,11 @@ from lpgen.normalize import account_of, partition_of_region
 USED, WANTED, PERMISSIONLESS, NOT_AN_ACTION, SERVICE, UNKNOWN = (
     "used", "denied", "permissionless", "not-an-action", "service", "unknown")
 
-Fields = tuple[tuple[str, str], ...]
+
+def _requested(fields: Fields) -> Fields:
+    """Fields without what the call created: a RunInstances needed instance/*, not the instance it made."""
+    return fields if not any(k.startswith(CREATED) for k, _ in fields) else tuple(
+        (k, v) for k, v in fields if not k.startswith(CREATED))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,14 +59,14 @@ class Call:
 
     @classmethod
     def of_event(cls, e: Event) -> Call:
-        return cls(source=e.source, name=e.name, fields=e.fields, region=e.region,
+        return cls(source=e.source, name=e.name, fields=_requested(e.fields), region=e.region,
                    account=account_of(e.principal, e.account), error_class=e.error_class,
                    invoked_by=e.invoked_by, service_initiated=e.service_initiated)
 
     @classmethod
     def of_row(cls, row: Any) -> Call:
         """From a :class:`lpgen.store.UsageRow`; resources named by bare names land in the principal's account."""
-        return cls(source=row.source, name=row.name, fields=row.fields, region=row.region,
+        return cls(source=row.source, name=row.name, fields=_requested(row.fields), region=row.region,
                    account=account_of(row.principal, "*"), error_class=row.error_class,
                    invoked_by=row.invoked_by, service_initiated=row.principal.startswith("service:"))
 

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from lpgen.fields import event_fields
+from lpgen.fields import created_keys, event_fields
 from lpgen.filters import Window, principal_matcher
 from lpgen.model import Problem
 from lpgen.normalize import CANONICAL_TIME, BadRecord, account_of, caller, event_time
@@ -115,6 +115,7 @@ class _CallerSlot(msgspec.Struct, frozen=True):
     coverage: str = ""  # "account\x00region\x00", completed with the day
     wanted: bool = True
     bad: str | None = None
+    creates: tuple[str, ...] = ()  # responseElements keys naming what the call created
 
 
 class _Memo:
@@ -142,10 +143,10 @@ class _Memo:
             prefix=(c.principal, c.source, c.name, c.error_class, c.region, c.invoked_by or ""),
             principal=c.principal, principal_type=c.principal_type, account=account_of(c.principal, c.account),
             category=c.category, error_code=c.error_code, coverage=f"{c.account}\x00{c.region}\x00",
-            wanted=self.wanted is None or self.wanted(c.principal))
+            wanted=self.wanted is None or self.wanted(c.principal), creates=created_keys(c.source, c.name))
 
     def slot(self, who: _CallerSlot, record: RawRecord) -> tuple[int, tuple]:
-        fields = event_fields(record.requestParameters, record.resources)
+        fields = event_fields(record.requestParameters, record.resources, record.responseElements, who.creates)
         key = (*who.prefix, msgspec.json.encode(fields).decode())
         return key_hash(key), key
 
@@ -217,7 +218,8 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
             first = t
         if last is None or t > last:
             last = t
-        fk = (id(who), bytes(r.requestParameters), bytes(r.resources))  # the memo keeps ``who`` alive
+        fk = (id(who), bytes(r.requestParameters), bytes(r.resources),  # the memo keeps ``who`` alive
+              bytes(r.responseElements) if who.creates else None)
         slot = slots.get(fk)
         if slot is None:
             slot = slots[fk] = new_slot(who, r)

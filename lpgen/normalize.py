@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import msgspec
 
 from lpgen.data_files import values
-from lpgen.fields import event_fields
+from lpgen.fields import created_keys, event_fields
 from lpgen.model import DENIED, ERROR, OK, Event
 from lpgen.records import RawRecord, UserIdentity
 from lpgen.records import identity as decode_identity
@@ -180,6 +180,7 @@ def normalize(record: RawRecord) -> Event:
         **msgspec.structs.asdict(caller(record)),
         event_id=record.eventID,
         time=event_time(record),
-        fields=event_fields(record.requestParameters, record.resources),
+        fields=event_fields(record.requestParameters, record.resources, record.responseElements,
+                            created_keys(record.eventSource or "", record.eventName or "")),
         raw=record,
     )

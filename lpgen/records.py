@@ -1,7 +1,7 @@
 """The part of a CloudTrail record that lpgen reads, as a typed msgspec schema.
 
 Decoding into these structs skips every field lpgen does not need (user agents,
-response elements, TLS details...) without building Python objects for them,
+TLS details...) without building Python objects for them,
 which is what makes mining faster than a plain JSON parse. Unknown fields are
 ignored; a field of the wrong type fails the record, never the run.
 """
@@ -48,6 +48,7 @@ class RawRecord(msgspec.Struct, omit_defaults=True):
     userIdentity: msgspec.Raw = msgspec.Raw(b"null")
     resources: msgspec.Raw = msgspec.Raw(b"null")
     requestParameters: msgspec.Raw = msgspec.Raw(b"null")
+    responseElements: msgspec.Raw = msgspec.Raw(b"null")  # read only for calls that create (fields.created_keys)
 
 
 class DeliveryFile(msgspec.Struct):

@@ -157,8 +157,9 @@ def test_every_command_has_help_and_is_documented():
         assert f"lpgen {name}" in README, f"README does not mention `lpgen {name}`"
 
 
-def test_every_mine_option_is_documented():
-    for param in main.commands["mine"].params:
+@pytest.mark.parametrize("command", ["mine", "report", "who"])
+def test_every_option_is_documented(command):
+    for param in main.commands[command].params:
         for opt in getattr(param, "opts", []):
             if opt.startswith("--"):
                 assert opt in README, f"README does not document {opt}"
