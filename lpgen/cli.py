@@ -495,7 +495,7 @@ def _pairs(values: tuple[str, ...], option: str) -> tuple[tuple[str, str], ...]:
 @click.argument("sources", nargs=-1, metavar="[SOURCE...]")
 @store_option
 @click.option("--stack", metavar="NAME", help="The deployed stack: matches functions to roles (--live: "
-              "DescribeStackResources; offline: role names <stack>-<LogicalId>Role-<suffix>).")
+              "ListStackResources; offline: role names <stack>-<LogicalId>Role-<suffix>).")
 @click.option("--map", "role_map", multiple=True, metavar="LOGICALID=ROLEARN",
               help="The role a function runs as (repeatable); wins over every other match.")
 @click.option("--parameter", "parameters", multiple=True, metavar="KEY=VALUE",

@@ -228,9 +228,9 @@ def match_offline(model: Model, rows: list[UsageRow], stack: str | None,
 
 def match_live(model: Model, stack: str, client_factory: Callable[[str], Any]) -> dict[str, tuple[str, str]]:
     """Function logical id → (role ARN, how), from the stack's resources (read-only calls)."""
-    cloudformation = client_factory("cloudformation")
-    resources = {r["LogicalResourceId"]: r for r in
-                 cloudformation.describe_stack_resources(StackName=stack)["StackResources"]}
+    # ListStackResources, not DescribeStackResources: the latter stops at 100 resources.
+    pages = client_factory("cloudformation").get_paginator("list_stack_resources").paginate(StackName=stack)
+    resources = {r["LogicalResourceId"]: r for page in pages for r in page["StackResourceSummaries"]}
     out = {}
     for fn in model.functions:
         role_logical = fn.role if fn.role and not fn.role.startswith("arn:") else f"{fn.logical_id}Role"
