@@ -303,7 +303,8 @@ def _role_policies(template: Template, resolver: Resolver, target: str):
             out.append(SourcedPolicy(policy=Policy(name=logical, kind="inline" if other["Type"] == "AWS::IAM::Policy"
                                                    else "managed", document=resolver.resolve(oprops["PolicyDocument"])),
                                      line=template.line(("Resources", logical, "Properties", "PolicyDocument")),
-                                     origin=f"{other['Type']} {logical}"))
+                                     origin=f"{other['Type']} {logical}",
+                                     path=("Resources", logical, "Properties", "PolicyDocument")))
     name = resolver.string(props["RoleName"]) if "RoleName" in props else None
     if name is not None:
         name = resolver.string(props.get("Path", "/")).rstrip("/") + "/" + name

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from importlib import resources
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -79,7 +80,8 @@ def test_short_tags_read_as_their_long_form_with_lines():
 
 def test_json_templates_keep_line_numbers():
     t = load_template(CASES / "connector.json")
-    assert not t.is_sam or t.is_json
+    assert t.is_json and t.is_sam
+    assert not load_template(CASES / "cloudformation-lambda.yaml").is_sam
     assert t.line(("Resources", "SessionFunction")) == 15
 
 
@@ -239,7 +241,8 @@ def test_each_public_style_template_gives_its_golden_findings(case, monkeypatch_
 
 @pytest.mark.parametrize("case, code", [("admin-access.yaml", "LPG201"), ("wildcard-write.yaml", "LPG202"),
                                         ("privilege-escalation.yaml", "LPG203"), ("sqs-poller.yaml", "LPG204"),
-                                        ("shared-role.yaml", "LPG205"), ("shared-role.yaml", "LPG210")])
+                                        ("shared-role.yaml", "LPG205"), ("shared-role.yaml", "LPG210"),
+                                        ("cloudformation-lambda.yaml", "LPG202")])
 def test_each_mistake_is_found_at_its_line(case, code):
     findings = review(load_template(CASES / case), ReviewOptions(pseudo=CASE_PSEUDO)).findings
     found = [f for f in findings if f.code == code]
@@ -430,6 +433,9 @@ def test_offline_role_name_pattern_and_live_stack_resources_find_the_role(tmp_pa
                    last_seen="2026-11-02T00:00:00Z", error_codes=(), samples=(), category="Data")
     assert match_offline(model, [row], "jobs")["WorkerFunction"][0] == row.principal
     assert match_offline(model, [row], "other") == {}
+    explicit = analyse(load_template(CASES / "cloudformation-lambda.yaml"), pseudo=CASE_PSEUDO)
+    job = replace(row, principal="arn:aws:iam::123456789012:role/jobs/export-job")
+    assert match_offline(explicit, [row, job], None) == {"ExportFunction": (job.principal, "RoleName in the template")}
     with moto_server() as endpoint:
         cfn = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1")
         cfn.create_stack(StackName="jobs", TemplateBody=json.dumps({"Resources": {"WorkerFunctionRole": {
