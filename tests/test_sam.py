@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from importlib import resources
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
