@@ -245,6 +245,11 @@ def _policy_item(item: Any, index: int, line: int | None, resolver: Resolver, lo
         document = expand_sam_template(name, values, resolver)
         return SourcedPolicy(policy=Policy(name=name, kind="inline", document=document), line=line,
                              origin=f"{origin}: {name}", sam_template=name, parameters=tuple(sorted(values.items())))
+    if isinstance(item, dict) and len(item) == 1 and not _intrinsic(item) and "Statement" not in item:
+        (name, _), = item.items()
+        return SourcedPolicy(policy=Policy(name=name, kind="inline", document={}), line=line, expanded=False,
+                             origin=f"{origin}: {name}, which is not a SAM policy template of aws-sam-translator "
+                                    "(a typo, or a newer template)")
     if isinstance(item, dict) and "Statement" in item:
         document = resolver.resolve(item)
         return SourcedPolicy(policy=Policy(name=f"{logical}RolePolicy{index}", kind="inline", document=document),

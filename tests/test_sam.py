@@ -216,6 +216,14 @@ Resources:
     assert prod.policies[-1].policy.name == "AmazonS3FullAccess"
 
 
+def test_an_unknown_sam_policy_template_is_reported_not_guessed():
+    text = ("Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      Policies:\n"
+            "        - S3ReadPolicyy: {BucketName: b}\n")
+    (finding,) = review(parse_template(text, "typo.yaml")).findings
+    assert (finding.code, finding.location.line) == ("LPG210", 6)
+    assert "S3ReadPolicyy, which is not a SAM policy template" in finding.message
+
+
 def test_connectors_and_explicit_roles_grant_what_their_resources_say():
     model = analyse(load_template(CASES / "connector.json"), pseudo=CASE_PSEUDO)
     grants = expand(model.functions[0].attached())
