@@ -124,15 +124,13 @@ def expand_sam_template(name: str, parameters: dict[str, Any], resolver: Resolve
             return [substitute(v) for v in value]
         return value
 
-    document = resolver.resolve(substitute(definition))
-    document.setdefault("Version", "2012-10-17")
-    return document
+    return policy_document(resolver.resolve(substitute(definition)))
 
 
 def analyse(template: Template, parameters: dict[str, str] | None = None, pseudo: Pseudo | None = None) -> Model:
     """Every function of ``template`` with its role's policies."""
     resolver = Resolver(template, parameters, pseudo or Pseudo())
-    globals_ = (template.data.get("Globals") or {}).get("Function") or {}
+    globals_ = _dict(_dict(template.data.get("Globals")).get("Function"))
     connectors = _connectors(template, resolver)
     functions = []
     for logical, resource in sorted(template.resources.items()):
@@ -229,7 +227,8 @@ def _implicit_managed(props: dict) -> list[str]:
         out.append("AWSXrayWriteOnlyAccess")
     events = props.get("Events") if isinstance(props.get("Events"), dict) else {}
     for event in events.values():
-        policy = EVENT_POLICIES.get(event.get("Type")) if isinstance(event, dict) else None
+        policy = EVENT_POLICIES.get(event.get("Type")) if isinstance(event, dict) and isinstance(
+            event.get("Type"), str) else None
         if policy and policy not in out:
             out.append(policy)
     return out
@@ -240,7 +239,7 @@ def _policy_item(item: Any, index: int, line: int | None, resolver: Resolver, lo
     origin = f"Policies[{index}]"
     if isinstance(item, dict) and len(item) == 1 and next(iter(item)) in sam_policy_templates():
         (name, params), = item.items()
-        params = resolver.resolve(params) if isinstance(params, dict) else {}
+        params = _dict(resolver.resolve(params) if isinstance(params, dict) else {})
         values = {k: v if isinstance(v, str) else resolver.string(v) for k, v in params.items()}
         document = expand_sam_template(name, values, resolver)
         return SourcedPolicy(policy=Policy(name=name, kind="inline", document=document), line=line,
@@ -251,7 +250,7 @@ def _policy_item(item: Any, index: int, line: int | None, resolver: Resolver, lo
                              origin=f"{origin}: {name}, which is not a SAM policy template of aws-sam-translator "
                                     "(a typo, or a newer template)")
     if isinstance(item, dict) and "Statement" in item:
-        document = resolver.resolve(item)
+        document = policy_document(resolver.resolve(item))
         return SourcedPolicy(policy=Policy(name=f"{logical}RolePolicy{index}", kind="inline", document=document),
                              line=line, origin=origin, path=path)
     value = resolver.string(item)
@@ -286,13 +285,14 @@ def _role_policies(template: Template, resolver: Resolver, target: str):
     base = ("Resources", target, "Properties")
     out: list[SourcedPolicy] = []
     notes: list[str] = []
-    for i, entry in enumerate(props.get("Policies") or []):
+    for i, entry in enumerate(_list(props.get("Policies"))):
         if isinstance(entry, dict) and isinstance(entry.get("PolicyDocument"), dict):
             out.append(SourcedPolicy(policy=Policy(name=resolver.string(entry.get("PolicyName", f"policy{i}")),
-                                                   kind="inline", document=resolver.resolve(entry["PolicyDocument"])),
+                                                   kind="inline", document=policy_document(resolver.resolve(
+                                                       entry["PolicyDocument"]))),
                                      line=template.line(base + ("Policies", i)), origin=f"role {target} Policies[{i}]",
                                      path=base + ("Policies", i, "PolicyDocument")))
-    for i, entry in enumerate(props.get("ManagedPolicyArns") or []):
+    for i, entry in enumerate(_list(props.get("ManagedPolicyArns"))):
         value = resolver.string(entry)
         arn, document = managed_policy(value)
         out.append(SourcedPolicy(policy=Policy(name=arn.rsplit("/", 1)[-1], kind="aws-managed" if document else
@@ -303,10 +303,11 @@ def _role_policies(template: Template, resolver: Resolver, target: str):
         if other.get("Type") not in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             continue
         oprops = other.get("Properties") if isinstance(other.get("Properties"), dict) else {}
-        roles = [r.get("Ref") if isinstance(r, dict) else r for r in oprops.get("Roles") or []]
+        roles = [r.get("Ref") if isinstance(r, dict) else r for r in _list(oprops.get("Roles"))]
         if target in roles and isinstance(oprops.get("PolicyDocument"), dict):
             out.append(SourcedPolicy(policy=Policy(name=logical, kind="inline" if other["Type"] == "AWS::IAM::Policy"
-                                                   else "managed", document=resolver.resolve(oprops["PolicyDocument"])),
+                                                   else "managed", document=policy_document(resolver.resolve(
+                                                       oprops["PolicyDocument"]))),
                                      line=template.line(("Resources", logical, "Properties", "PolicyDocument")),
                                      origin=f"{other['Type']} {logical}",
                                      path=("Resources", logical, "Properties", "PolicyDocument")))
@@ -331,13 +332,13 @@ def _connectors(template: Template, resolver: Resolver) -> dict[str, list[Source
                               ("Resources", logical, "Connectors", name)))
     out: dict[str, list[SourcedPolicy]] = defaultdict(list)
     for name, props, path in found:
-        source, destinations = props.get("Source") or {}, props.get("Destination")
-        source_id = source.get("Id") if isinstance(source, dict) else None
-        source_type = (template.resources.get(source_id) or {}).get("Type")
+        source, destinations = _dict(props.get("Source")), props.get("Destination")
+        source_id = source.get("Id") if isinstance(source.get("Id"), str) else None
+        source_type = _dict(template.resources.get(source_id)).get("Type")
         if source_type not in (SAM_FUNCTION, LAMBDA_FUNCTION):
             continue
         for destination in destinations if isinstance(destinations, list) else [destinations]:
-            document = _connector_document(template, resolver, destination, props.get("Permissions") or [])
+            document = _connector_document(template, resolver, destination, _list(props.get("Permissions")))
             if document is None:
                 continue
             out[source_id].append(SourcedPolicy(policy=Policy(name=f"{name}Policy", kind="inline", document=document),
@@ -348,8 +349,10 @@ def _connectors(template: Template, resolver: Resolver) -> dict[str, list[Source
 def _connector_document(template: Template, resolver: Resolver, destination: Any, permissions: list) -> dict | None:
     if not isinstance(destination, dict):
         return None
-    dest_id = destination.get("Id")
-    dest_type = destination.get("Type") or (template.resources.get(dest_id) or {}).get("Type")
+    dest_id = destination.get("Id") if isinstance(destination.get("Id"), str) else None
+    dest_type = destination.get("Type") or _dict(template.resources.get(dest_id)).get("Type")
+    if not isinstance(dest_type, str):
+        return None
     if dest_type == "AWS::Serverless::SimpleTable":
         dest_type = "AWS::DynamoDB::Table"
     profile = (_connector_profiles().get("AWS::Lambda::Function") or {}).get(dest_type)
@@ -361,10 +364,35 @@ def _connector_document(template: Template, resolver: Resolver, destination: Any
               "Destination.ResourceId": resolver.string({"Ref": dest_id}) if dest_id else "${?}"}
     statements = []
     for permission in permissions:
-        category = profile["Properties"]["AccessCategories"].get(permission)
+        category = profile["Properties"]["AccessCategories"].get(permission) if isinstance(permission, str) else None
         for s in (category or {}).get("Statement", []):
             statements.append(resolver.resolve(_fill(copy.deepcopy(s), values)))
     return {"Version": "2012-10-17", "Statement": statements} if statements else None
+
+
+def policy_document(value: Any) -> dict:
+    """A policy document in the shape expansion reads: a Version and a list of statement mappings
+    (whatever a template wrote; a statement that is not a mapping grants nothing)."""
+    value = _dict(value)
+    raw = value.get("Statement")
+    statements = [raw] if isinstance(raw, dict) else [x for x in raw if isinstance(x, dict)] if isinstance(
+        raw, list) else []
+    return {**value, "Version": value.get("Version", "2012-10-17"), "Statement": [
+        {k: _strings(v) if k in ("Action", "NotAction", "Resource", "NotResource") else v for k, v in s.items()}
+        for s in statements]}
+
+
+def _strings(value: Any) -> str | list[str]:
+    return value if isinstance(value, str) else [v for v in value if isinstance(v, str)] if isinstance(
+        value, list) else []
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _fill(value: Any, values: dict[str, str]) -> Any:

@@ -181,7 +181,8 @@ def _statement_findings(fn: Function, sp: SourcedPolicy, policy_location: Locati
 def _listed(value: Any) -> list[str]:
     if value is None:
         return []
-    return [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)]
+    return [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] if isinstance(
+        value, list) else []
 
 
 # -- matching functions to deployed roles -----------------------------------------------------

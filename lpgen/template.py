@@ -216,7 +216,7 @@ class Resolver:
         for name, spec in (declared.items() if isinstance(declared, dict) else ()):
             if isinstance(spec, dict) and "Default" in spec:
                 self.parameters[name] = spec["Default"]
-        unknown = sorted(set(parameters or {}) - set(declared or {}))
+        unknown = sorted(set(parameters or {}) - set(declared if isinstance(declared, dict) else ()))
         if unknown:
             raise TemplateError(f"{template.path}: --parameter {', '.join(unknown)}: not a parameter of the template")
         self.parameters.update(parameters or {})
@@ -310,7 +310,8 @@ class Resolver:
         """True, False, or None when it depends on something unknown."""
         if name not in self._conditions:
             self._conditions[name] = None  # guards against cycles
-            spec = (self.template.data.get("Conditions") or {}).get(name)
+            conditions = self.template.data.get("Conditions")
+            spec = conditions.get(name) if isinstance(conditions, dict) else None
             self._conditions[name] = self._evaluate(spec)
         return self._conditions[name]
 

@@ -120,6 +120,26 @@ def test_a_bad_template_is_a_clean_cli_error_naming_the_file(tmp_path):
     assert "not UTF-8" in CliRunner().invoke(main, ["sam", str(tmp_path / "latin1.yaml")]).output
 
 
+@pytest.mark.parametrize("name, properties", [
+    ("policies_not_a_list", "{Policies: 42}"),
+    ("junk_policy_items", "{Policies: [1, null, [], {Statement: x}, {Statement: [{Effect: Allow, Action: 5, Resource: {a: b}}]}]}"),
+    ("template_parameters_of_the_wrong_type", "{Policies: [{SQSPollerPolicy: 5}, {SQSPollerPolicy: {QueueName: [1]}}]}"),
+    ("events_and_vpc_of_the_wrong_type", "{Events: {A: 5, B: {Type: [SQS]}}, VpcConfig: 1, Role: 7}"),
+    ("intrinsics_with_wrong_arguments", "{Policies: [!Select [9, [a]], !Join [1, 2], !Split [',', !Ref T]]}"),
+    ("properties_not_a_mapping", "3"),
+])
+def test_wrongly_shaped_templates_are_reviewed_without_a_traceback(name, properties, demo_usage):
+    text = ("Globals: 5\nConditions: []\nResources:\n  T: {Type: AWS::DynamoDB::Table, Properties: {TableName: [1]}}\n"
+            f"  F:\n    Type: AWS::Serverless::Function\n    Properties: {properties}\n"
+            "    Connectors: {X: {Properties: {Destination: [5, {Id: [T]}], Permissions: 5}}}\n")
+    _, rows, coverage = demo_usage
+    for result in (review(parse_template(text, f"{name}.yaml")),
+                   review(parse_template(text, f"{name}.yaml"), ReviewOptions(role_map=(("F", ROLES + "notifier-role-a1b2c3"),),
+                                                                             diff=DiffOptions(min_days=7)), rows, coverage)):
+        for fmt in ("text", "json", "md", "sarif"):
+            assert render(result, fmt)
+
+
 # -- resolution --------------------------------------------------------------------------------
 
 
