@@ -72,6 +72,7 @@ def patched_text(review: Review) -> str:
         raise PatchError(f"{template.path}: a JSON template: lpgen patches YAML templates only "
                          "(the proposals are in --format json)")
     lines = template.text.splitlines(keepends=True)
+    newline = "\r\n" if "\r\n" in template.text else "\n"  # keep the file's line endings
     pseudo = review.model.resolver.pseudo
     edits = []
     for fr in review.functions:
@@ -79,7 +80,7 @@ def patched_text(review: Review) -> str:
             continue
         edits.append(_edit(template, fr, pseudo.account or "", pseudo.region or ""))
     for start, end, new in sorted(edits, reverse=True):
-        lines[start:end] = [line + "\n" for line in new]
+        lines[start:end] = [line + newline for line in new]
     return "".join(lines)
 
 

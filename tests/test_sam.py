@@ -367,6 +367,14 @@ def test_patch_inserts_missing_policies_replaces_a_scalar_and_keeps_conditions(d
     assert_patch_grants_what_was_needed(result, tmp_path)
 
 
+def test_a_crlf_template_is_patched_with_crlf(demo_usage, tmp_path):
+    _, rows, coverage = demo_usage
+    (tmp_path / "win.yaml").write_bytes(DEMO_TEMPLATE.read_bytes().replace(b"\n", b"\r\n"))
+    result = review(load_template(tmp_path / "win.yaml"), DEMO_OPTIONS, rows, coverage)
+    after = patched_text(result)
+    assert "SNSPublishMessagePolicy:" in after and after.count("\n") == after.count("\r\n")
+
+
 def test_the_patch_keeps_everything_else_and_applies_with_patch(demo_review, tmp_path):
     original = DEMO_TEMPLATE.read_text()
     patched = patched_text(demo_review)
