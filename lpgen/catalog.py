@@ -132,6 +132,7 @@ class Catalog:
             for name in svc["actions"]
         }
         self._actions: dict[str, dict[str, Action]] = {}
+        self._matching: dict[str, tuple[Action, ...]] = {}
         self._resource_types: dict[str, dict[str, ResourceType]] = {}
         self._sources: dict[str, EventSource] = {
             source: EventSource(
@@ -176,6 +177,12 @@ class Catalog:
         ``s3:Get*`` → s3:GetObject, not s3:PutObject; ``s3:Get`` → nothing
         (no fragments); ``*`` → every action.
         """
+        found = self._matching.get(pattern)
+        if found is None:
+            found = self._matching[pattern] = self._match(pattern)
+        return found
+
+    def _match(self, pattern: str) -> tuple[Action, ...]:
         regex = _action_regex(pattern.strip())
         prefix, sep, _ = pattern.strip().lower().partition(":")
         if sep and "*" not in prefix and "?" not in prefix:

@@ -28,7 +28,12 @@ from lpgen.generate import (
     size,
 )
 from lpgen.graph import UsageGraph
-from lpgen.live import logged_data_prefixes, recently_accessed_services
+from lpgen.integrity import IntegrityReport, render_integrity, verify
+from lpgen.live import (
+    logged_data_prefixes,
+    public_key_lookup,
+    recently_accessed_services,
+)
 from lpgen.mapping import (
     Call,
     explain,
@@ -79,6 +84,30 @@ def format_option(*choices: str):
     return decorate
 
 
+def bucket_options(f):
+    """Where AWS-side sources are read: accounts and regions of a trail bucket, profile, endpoint."""
+    f = click.option("--endpoint-url", help="AWS endpoint for s3:// and cloudtrail: sources.")(f)
+    f = click.option("--profile", help="AWS profile for s3:// and cloudtrail: sources.")(f)
+    f = click.option("--region", "regions", multiple=True, metavar="REGION",
+                     help="s3:// sources: only these regions (us-east-1 is always read: global services log there).")(f)
+    f = click.option("--account", "accounts", multiple=True, metavar="ID",
+                     help="s3:// sources: only these accounts' folders (repeatable).")(f)
+    return f
+
+
+def open_sources(specs, window: Window, accounts, regions, profile, endpoint_url):
+    """The sources named on the command line, AWS-side ones with the window, accounts and regions."""
+    options = {"window": window, "accounts": tuple(accounts), "regions": tuple(regions),
+               "client_options": {"profile": profile, "endpoint_url": endpoint_url}}
+    return [open_source(s, **options) for s in specs]
+
+
+def run_verify(sources, window: Window, profile, endpoint_url) -> IntegrityReport:
+    """Integrity of ``sources``; digest signatures are checked against CloudTrail's keys for s3:// ones."""
+    keys = public_key_lookup(lambda region: client_factory(profile=profile, region=region, endpoint_url=endpoint_url))
+    return verify(sources, window=window, public_keys=keys)
+
+
 def library_errors(f):
     """Turn the library's expected errors into clean messages (no tracebacks)."""
     @functools.wraps(f)
@@ -108,19 +137,16 @@ def main() -> None:
 @principal_option
 @click.option("--workers", type=click.IntRange(min=1), default=min(4, os.cpu_count() or 1), show_default=True,
               help="Worker processes.")
-@click.option("--account", "accounts", multiple=True, metavar="ID",
-              help="s3:// sources: only these accounts' folders (repeatable).")
-@click.option("--region", "regions", multiple=True, metavar="REGION",
-              help="s3:// sources: only these regions (us-east-1 is always read: global services log there).")
-@click.option("--profile", help="AWS profile for s3:// sources.")
-@click.option("--endpoint-url", help="S3 endpoint for s3:// sources.")
+@bucket_options
 @click.option("--strict", is_flag=True, help="Exit non-zero when any input or record had a problem.")
+@click.option("--verify", "check_integrity", is_flag=True,
+              help="First check the logs against their digest files (as `lpgen verify`); exit 1 if that fails.")
 @click.option("--max-inflate", type=click.IntRange(min=1), default=DEFAULT_MAX_BYTES, show_default=True,
               metavar="BYTES", help="Refuse inputs that decompress beyond this size.")
 @format_option("text", "json")
 @library_errors
 def mine_command(sources, store, since, until, principals, workers, accounts, regions, profile, endpoint_url, strict,
-                 max_inflate, fmt):
+                 check_integrity, max_inflate, fmt):
     """Read CloudTrail logs into the usage store.
 
     SOURCE is a file, a directory tree (such as a copy of a trail bucket's
@@ -132,10 +158,13 @@ def mine_command(sources, store, since, until, principals, workers, accounts, re
     """
     options = MineOptions(window=make_window(since, until), principals=tuple(principals), max_inflate=max_inflate)
     show_progress = sys.stderr.isatty() and fmt == "text"
-    s3_options = {"window": options.window, "accounts": tuple(accounts), "regions": tuple(regions),
-                  "client_options": {"profile": profile, "endpoint_url": endpoint_url}}
+    opened = open_sources(sources, options.window, accounts, regions, profile, endpoint_url)
+    integrity = None
+    if check_integrity:
+        integrity = run_verify(opened, options.window, profile, endpoint_url)
+        click.echo(render_integrity(integrity), err=True, nl=False)
     with UsageStore(store) as usage_store:
-        report = mine([open_source(s, **s3_options) for s in sources], usage_store, options, workers=workers,
+        report = mine(opened, usage_store, options, workers=workers,
                       progress=_ProgressLine() if show_progress else None)
     if show_progress:
         click.echo("\r\033[K", nl=False, err=True)
@@ -143,7 +172,30 @@ def mine_command(sources, store, since, until, principals, workers, accounts, re
     click.echo(render_mine_report(report, fmt), nl=False)
     if report.found_nothing:
         raise click.ClickException("no readable CloudTrail records in the given sources")
+    if integrity is not None and not integrity.ok:
+        raise click.ClickException("the logs failed the integrity check (above); what they hold was mined")
     if strict and report.problems:
+        sys.exit(1)
+
+
+@main.command("verify")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@window_options
+@bucket_options
+@format_option("text", "json")
+@library_errors
+def verify_command(sources, since, until, accounts, regions, profile, endpoint_url, fmt):
+    """Check CloudTrail log files against their digest files: missing, modified, unlisted, the chain, signatures.
+
+    SOURCE is a directory tree holding AWSLogs/ (log files and CloudTrail-Digest/) or a trail
+    bucket s3://bucket[/prefix]; for buckets the digest signatures are checked against
+    CloudTrail's public keys (ListPublicKeys). Exit status 1 when anything fails.
+    """
+    window = make_window(since, until)
+    report = run_verify(open_sources(sources, window, accounts, regions, profile, endpoint_url), window, profile,
+                        endpoint_url)
+    click.echo(render_integrity(report, fmt), nl=False)
+    if not report.ok:
         sys.exit(1)
 
 

@@ -103,8 +103,7 @@ def diff(principal: str, rows: list[UsageRow], expanded: Expanded, coverage: lis
     # by anyone (the function configuration behind the baseline): generate from those only.
     relevant = [r for r in rows if r.principal == principal or r.principal.startswith("service:")
                 or r.source == "lambda.amazonaws.com"]
-    policies = generate(relevant, options.generate, catalog)
-    recommended = policies.get(principal)
+    recommended = generate(relevant, options.generate, catalog, only=[principal]).get(principal)
     used: dict[str, set[str]] = defaultdict(set)
     wanted: dict[str, set[str]] = defaultdict(set)
     for row in rows:

@@ -96,8 +96,9 @@ def size(document: dict) -> int:
 
 
 def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOptions(),
-             catalog: Catalog | None = None) -> dict[str, GeneratedPolicy]:
-    """The minimal policy of every principal in ``rows`` (service-initiated rows only inform baselines)."""
+             catalog: Catalog | None = None, only: Iterable[str] | None = None) -> dict[str, GeneratedPolicy]:
+    """The minimal policy of every principal in ``rows``, or of those in ``only`` (service-initiated
+    rows, and every principal's Lambda deployments, inform baselines either way)."""
     catalog = catalog or load_catalog()
     per: dict[str, list[tuple[UsageRow, object]]] = defaultdict(list)
     lambda_functions: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -118,7 +119,8 @@ def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOption
     for role, names in functions.roles().items():
         lambda_functions[role].update(names)
     policies = {}
-    for principal in sorted(set(per) | (set(lambda_functions) if options.baseline else set())):
+    wanted = set(per) | (set(lambda_functions) if options.baseline else set())
+    for principal in sorted(wanted if only is None else wanted & set(only)):
         policies[principal] = _policy(principal, per.get(principal, []), lambda_functions.get(principal, set()),
                                       options, catalog, functions)
     return policies

@@ -189,6 +189,7 @@ def operation_name(source: str, name: str) -> str:
 # -- the mapper ---------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65_536)
 def map_call(call: Call, catalog: Catalog | None = None) -> Mapping:
     """The IAM actions ``call`` needed, with resources and provenance."""
     catalog = catalog or load_catalog()
@@ -772,6 +773,7 @@ def _observability() -> tuple[tuple[re.Pattern[str], ...], frozenset[str]]:
     return patterns, frozenset(a.lower() for a in data["never_logged"]["values"])
 
 
+@functools.lru_cache(maxsize=65_536)
 def observability(action: str) -> str:
     """How CloudTrail could show a use of ``action``: ``management`` (every trail), ``data``
     (only trails logging data events), or ``never`` (no event of its own, e.g. iam:PassRole)."""

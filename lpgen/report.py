@@ -127,8 +127,7 @@ def build_report(rows: list[UsageRow], coverage: list[CoverageRow], attached: Ca
         mine = own.get(principal, [])
         relevant = mine + [r for r in shared if r.principal != principal]
         expanded = expand(granted or Attached(principal=principal, policies=()), catalog)
-        d = diff(principal, relevant, expanded, coverage, options, catalog,
-                 attached_documents=granted.documents() if granted else None)
+        d = diff(principal, relevant, expanded, coverage, options, catalog)  # no deepdiff: `lpgen diff` has it
         principals.append(_principal_report(principal, granted is not None, mine, d, expanded.unknown_actions,
                                             catalog))
     principals.sort(key=lambda p: (-p.risk_score, tuple(-x for x in p.risk), p.principal))

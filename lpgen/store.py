@@ -159,9 +159,9 @@ class UsageStore:
 
     def _check_schema(self) -> None:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not tables:
-            self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        if not tables:  # one transaction: runs creating the same new store at once all see it whole
+            self._db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} "
+                                   f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}'); COMMIT;")
             return
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if "meta" in tables else None
         if row is None:

@@ -8,14 +8,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from lpgen.aws import client_factory
 from lpgen.cli import main
 from lpgen.filters import Window
 from lpgen.mine import MineOptions, mine
 from lpgen.sources.s3 import S3Source
 from lpgen.store import UsageStore
 
-from .conftest import DEMO, moto_server
+from .conftest import DEMO, moto_server, seed
 
 TRUTH = json.loads((DEMO / "truth.json").read_text())
 
@@ -23,7 +22,7 @@ TRUTH = json.loads((DEMO / "truth.json").read_text())
 @pytest.fixture(scope="module")
 def bucket():
     with moto_server() as endpoint:
-        s3 = client_factory(endpoint_url=endpoint)("s3")
+        s3 = seed("s3", endpoint)
         s3.create_bucket(Bucket="trail")
         for path in sorted((DEMO / "AWSLogs").rglob("*.json.gz")):
             relative = path.relative_to(DEMO).as_posix()

@@ -33,7 +33,7 @@ from lpgen.template import (
     parse_template,
 )
 
-from .conftest import DEMO, ROOT, moto_server
+from .conftest import DEMO, ROOT, moto_server, seed
 
 CASES = ROOT / "fixtures" / "sam"
 DEMO_TEMPLATE = DEMO / "template.yaml"
@@ -458,8 +458,6 @@ def test_a_function_without_a_deployed_role_or_without_use_gets_no_proposal(demo
 
 
 def test_offline_role_name_pattern_and_live_stack_resources_find_the_role(tmp_path):
-    import boto3
-
     template = load_template(CASES / "sqs-poller.yaml")
     model = analyse(template, pseudo=CASE_PSEUDO)
     from lpgen.sam_review import match_offline
@@ -475,7 +473,7 @@ def test_offline_role_name_pattern_and_live_stack_resources_find_the_role(tmp_pa
     job = replace(row, principal="arn:aws:iam::123456789012:role/jobs/export-job")
     assert match_offline(explicit, [row, job], None) == {"ExportFunction": (job.principal, "RoleName in the template")}
     with moto_server() as endpoint:
-        cfn = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1")
+        cfn = seed("cloudformation", endpoint)  # the test's own client: not lpgen's
         cfn.create_stack(StackName="jobs", TemplateBody=json.dumps({"Resources": {"WorkerFunctionRole": {
             "Type": "AWS::IAM::Role", "Properties": {"RoleName": "jobs-WorkerFunctionRole-9Z8Y7X", "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {

@@ -19,11 +19,11 @@ class LocalSource(BlobSource):
         self.label = str(path)
         self.root = Path(path).absolute()
 
-    def list(self) -> Listing:
+    def _walk(self) -> tuple[list[Path], list[Problem]]:
         if self.root.is_file():
-            return self._listing([self.root], [])
+            return [self.root], []
         if not self.root.exists():
-            return Listing(blobs=(), problems=(Problem(path=self.label, reason="no such file or directory"),))
+            return [], [Problem(path=self.label, reason="no such file or directory")]
         found: list[Path] = []
         problems: list[Problem] = []
 
@@ -33,14 +33,20 @@ class LocalSource(BlobSource):
         for folder, dirs, files in os.walk(self.root, onerror=unreadable):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             found.extend(Path(folder) / name for name in sorted(files) if not name.startswith("."))
-        return self._listing(found, problems)
+        return found, problems
 
-    def _listing(self, paths: list[Path], problems: list[Problem]) -> Listing:
-        blobs, digests = [], 0
+    def list(self) -> Listing:
+        return self._listing(*self._walk(), digests=False)
+
+    def digest_blobs(self) -> Listing:
+        return self._listing(*self._walk(), digests=True)
+
+    def _listing(self, paths: list[Path], problems: list[Problem], *, digests: bool) -> Listing:
+        blobs, skipped = [], 0
         for path in paths:
             text = path.as_posix()
-            if is_digest(text):
-                digests += 1
+            if is_digest(text) != digests:
+                skipped += not digests
                 continue
             try:
                 st = path.stat()
@@ -48,7 +54,7 @@ class LocalSource(BlobSource):
                 problems.append(Problem(path=text, reason=f"cannot read: {exc.strerror}"))
                 continue
             blobs.append(Blob(key=text, size=st.st_size, version=str(st.st_mtime_ns), day=delivery_day(text)))
-        return Listing(blobs=tuple(blobs), digests=digests, problems=tuple(problems))
+        return Listing(blobs=tuple(blobs), digests=skipped, problems=tuple(problems))
 
     def read(self, blob: Blob) -> bytes:
         with open(blob.key, "rb") as f:
