@@ -86,19 +86,20 @@ def format_option(*choices: str):
 
 def bucket_options(f):
     """Where AWS-side sources are read: accounts and regions of a trail bucket, profile, endpoint."""
-    f = click.option("--endpoint-url", help="AWS endpoint for s3:// and cloudtrail: sources.")(f)
-    f = click.option("--profile", help="AWS profile for s3:// and cloudtrail: sources.")(f)
+    f = click.option("--endpoint-url", help="AWS endpoint for the AWS sources (tests, private endpoints).")(f)
+    f = click.option("--profile", help="AWS profile for the AWS sources.")(f)
     f = click.option("--region", "regions", multiple=True, metavar="REGION",
-                     help="s3:// sources: only these regions (us-east-1 is always read: global services log there).")(f)
+                     help="s3:// sources: only these regions (us-east-1 is always read: global services log there); "
+                          "cloudtrail:lookup and logs: sources: the first is the API's region.")(f)
     f = click.option("--account", "accounts", multiple=True, metavar="ID",
                      help="s3:// sources: only these accounts' folders (repeatable).")(f)
     return f
 
 
-def open_sources(specs, window: Window, accounts, regions, profile, endpoint_url):
+def open_sources(specs, window: Window, accounts, regions, profile, endpoint_url, cache: Path | None = None):
     """The sources named on the command line, AWS-side ones with the window, accounts and regions."""
     options = {"window": window, "accounts": tuple(accounts), "regions": tuple(regions),
-               "client_options": {"profile": profile, "endpoint_url": endpoint_url}}
+               "client_options": {"profile": profile, "endpoint_url": endpoint_url}, "cache": cache}
     return [open_source(s, **options) for s in specs]
 
 
@@ -138,6 +139,8 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=min(4, os.cpu_count() or 1), show_default=True,
               help="Worker processes.")
 @bucket_options
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="s3:// sources: keep downloaded objects under DIR (by key and ETag); later runs read them there.")
 @click.option("--strict", is_flag=True, help="Exit non-zero when any input or record had a problem.")
 @click.option("--verify", "check_integrity", is_flag=True,
               help="First check the logs against their digest files (as `lpgen verify`); exit 1 if that fails.")
@@ -145,20 +148,27 @@ def main() -> None:
               metavar="BYTES", help="Refuse inputs that decompress beyond this size.")
 @format_option("text", "json")
 @library_errors
-def mine_command(sources, store, since, until, principals, workers, accounts, regions, profile, endpoint_url, strict,
-                 check_integrity, max_inflate, fmt):
+def mine_command(sources, store, since, until, principals, workers, accounts, regions, profile, endpoint_url, cache,
+                 strict, check_integrity, max_inflate, fmt):
     """Read CloudTrail logs into the usage store.
 
     SOURCE is a file, a directory tree (such as a copy of a trail bucket's
-    AWSLogs/ folder), - for standard input, or s3://bucket[/prefix] (a trail
-    bucket: only the days, accounts and regions asked for are listed). Delivered log files (.json or
+    AWSLogs/ folder), - for standard input, s3://bucket[/prefix] (a trail
+    bucket: only the days, accounts and regions asked for are listed),
+    cloudtrail:lookup[:ATTRIBUTE=VALUE] (LookupEvents) or
+    logs:LOG_GROUP[:STREAM_PREFIX] (a trail's CloudWatch Logs group). Delivered log files (.json or
     .json.gz), JSON Lines, `aws cloudtrail lookup-events` output, CloudTrail
     Lake and Athena result exports are recognised by their content; digest
     files are skipped. Inputs already mined are not read again.
     """
     options = MineOptions(window=make_window(since, until), principals=tuple(principals), max_inflate=max_inflate)
     show_progress = sys.stderr.isatty() and fmt == "text"
-    opened = open_sources(sources, options.window, accounts, regions, profile, endpoint_url)
+    if cache is not None:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.ClickException(f"cannot use {cache} as a cache: {exc.strerror}") from None
+    opened = open_sources(sources, options.window, accounts, regions, profile, endpoint_url, cache)
     integrity = None
     if check_integrity:
         integrity = run_verify(opened, options.window, profile, endpoint_url)
