@@ -68,3 +68,29 @@ def recently_accessed_services(arn: str, client_factory: Callable[[str], Any], *
         if last is not None and last >= cutoff:
             out[service["ServiceNamespace"]] = last.strftime("%Y-%m-%dT%H:%M:%SZ")
     return out
+
+
+def public_key_lookup(factory_for_region: Callable[[str], Callable[[str], Any]]):
+    """CloudTrail's digest-signing public keys (``ListPublicKeys``) of a region and time range.
+
+    Returns a :data:`lpgen.integrity.KeyLookup`; raises OSError with the AWS error when the call fails.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lpgen.aws import error_message
+
+    def lookup(region: str, start: datetime, end: datetime) -> dict[str, bytes]:
+        cloudtrail = factory_for_region(region)("cloudtrail")
+        request: dict[str, Any] = {"StartTime": start, "EndTime": end}
+        keys: dict[str, bytes] = {}
+        try:
+            while True:
+                page = cloudtrail.list_public_keys(**request)
+                keys.update({k["Fingerprint"]: k["Value"] for k in page.get("PublicKeyList", [])})
+                if not page.get("NextToken"):
+                    return keys
+                request["NextToken"] = page["NextToken"]
+        except (BotoCoreError, ClientError) as exc:
+            raise OSError(f"ListPublicKeys in {region} failed: {error_message(exc)}") from None
+
+    return lookup

@@ -4,7 +4,7 @@
 lpgen's tests and documentation need a corpus that looks like what a real trail
 delivers -- the S3 key layout, gzip'd ``{"Records": [...]}`` files, per-service
 record shapes, service-initiated noise, denials, KMS calls made on a caller's
-behalf, a digest file to skip -- while staying small, reviewable and
+behalf, signed and chained digest files -- while staying small, reviewable and
 byte-for-byte reproducible.  Everything random comes from seeded
 ``random.Random`` streams: the original week draws from ``SEED``, and each later
 addition (so far the ``inventory-sync`` function) draws from a stream of its
@@ -45,6 +45,8 @@ TRAIL_HOME = "us-east-1"
 TRAIL_BUCKET = "acme-cloudtrail-logs"
 DELIVERY_WINDOW = timedelta(minutes=5)
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
+#: TEST-ONLY RSA key pair standing in for CloudTrail's regional signing key.
+SIGNING_KEY = Path(__file__).resolve().parent.parent / "fixtures" / "test-keys" / "cloudtrail-digest-signing-TEST-ONLY.pem"
 
 # --------------------------------------------------------------------------
 # Resources
@@ -1082,42 +1084,72 @@ def interleave(a: list[dict], b: list[dict]) -> list[dict]:
     return out + a[i:] + b[j:]
 
 
-def digests(trail: Trail, files: list[LogFile], region: str = WORK) -> list[tuple[str, bytes]]:
-    """One chained digest per day for ``region`` (real trails write one an hour).  Hashes are real
-    SHA-256 of the uncompressed files; the signatures are random bytes, not RSA."""
+def signing_key():
+    """The demo trail's TEST-ONLY signing key (fixtures/test-keys/): created once, then reused, so the
+    signatures (RSA PKCS#1 v1.5 is deterministic) are the same on every run."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    if SIGNING_KEY.exists():
+        return serialization.load_pem_private_key(SIGNING_KEY.read_bytes(), password=None)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    SIGNING_KEY.parent.mkdir(parents=True, exist_ok=True)
+    SIGNING_KEY.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
+    return key
+
+
+def digests(files: list[LogFile]) -> tuple[list[tuple[str, bytes]], dict[str, dict[str, str]]]:
+    """One chained, signed digest per day and region (real trails write one an hour), as CloudTrail
+    writes them: ``logFiles[].hashValue`` and ``previousDigestHashValue`` are SHA-256 of the uncompressed
+    files, and each digest is signed (SHA256withRSA) over its end time, S3 path, hash and the previous
+    digest's signature (``"null"`` for the first). The signatures are S3 object metadata, returned
+    separately (``digest-metadata.json``). The key pair is the TEST-ONLY one under fixtures/test-keys/."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    key = signing_key()
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    fingerprint = hashlib.md5(public).hexdigest()
     out: list[tuple[str, bytes]] = []
-    previous: tuple[str, bytes, str] | None = None  # key, body, signature
-    start = FIRST_DAY - timedelta(minutes=1, seconds=29)
-    for n in range(DAYS):
-        end = FIRST_DAY + timedelta(days=n, hours=23, minutes=58, seconds=31)
-        listed = [f for f in files if f.region == region and start <= f.delivered < end]
-        entries = []
-        for f in listed:
-            times = [r["eventTime"] for r in f.records]
-            entries.append({"s3Bucket": TRAIL_BUCKET, "s3Object": f.key,
-                            "hashValue": hashlib.sha256(f.body).hexdigest(), "hashAlgorithm": "SHA-256",
-                            "newestEventTime": max(times), "oldestEventTime": min(times)})
-        key = (f"AWSLogs/{ACCOUNT}/CloudTrail-Digest/{region}/{end:%Y/%m/%d}/"
-               f"{ACCOUNT}_CloudTrail-Digest_{region}_{TRAIL_NAME}_{TRAIL_HOME}_{end:%Y%m%dT%H%M%SZ}.json.gz")
-        digest = {
-            "awsAccountId": ACCOUNT, "digestStartTime": iso(start), "digestEndTime": iso(end),
-            "digestS3Bucket": TRAIL_BUCKET, "digestS3Object": key,
-            "digestPublicKeyFingerprint": "8f3c2a71d0be4e95a6c1f7d2b9e04a38",
-            "digestSignatureAlgorithm": "SHA256withRSA",
-            "newestEventTime": max((e["newestEventTime"] for e in entries), default=None),
-            "oldestEventTime": min((e["oldestEventTime"] for e in entries), default=None),
-            "previousDigestS3Bucket": TRAIL_BUCKET if previous else None,
-            "previousDigestS3Object": previous[0] if previous else None,
-            "previousDigestHashValue": hashlib.sha256(previous[1]).hexdigest() if previous else None,
-            "previousDigestHashAlgorithm": "SHA-256" if previous else None,
-            "previousDigestSignature": previous[2] if previous else None,
-            "logFiles": entries,
-        }
-        body = json.dumps(digest, separators=(",", ":")).encode()
-        out.append((key, body))
-        previous = (key, body, trail.hex(512))
-        start = end
-    return out
+    metadata: dict[str, dict[str, str]] = {}
+    for region in (GLOBAL, WORK):
+        previous: tuple[str, bytes, str] | None = None  # key, body, signature
+        start = FIRST_DAY - timedelta(minutes=1, seconds=29)
+        for n in range(DAYS):
+            end = FIRST_DAY + timedelta(days=n, hours=23, minutes=58, seconds=31)
+            listed = [f for f in files if f.region == region and start <= f.delivered < end]
+            entries = []
+            for f in listed:
+                times = [r["eventTime"] for r in f.records]
+                entries.append({"s3Bucket": TRAIL_BUCKET, "s3Object": f.key,
+                                "hashValue": hashlib.sha256(f.body).hexdigest(), "hashAlgorithm": "SHA-256",
+                                "newestEventTime": max(times), "oldestEventTime": min(times)})
+            name = (f"AWSLogs/{ACCOUNT}/CloudTrail-Digest/{region}/{end:%Y/%m/%d}/"
+                    f"{ACCOUNT}_CloudTrail-Digest_{region}_{TRAIL_NAME}_{TRAIL_HOME}_{end:%Y%m%dT%H%M%SZ}.json.gz")
+            digest = {
+                "awsAccountId": ACCOUNT, "digestStartTime": iso(start), "digestEndTime": iso(end),
+                "digestS3Bucket": TRAIL_BUCKET, "digestS3Object": name,
+                "digestPublicKeyFingerprint": fingerprint,
+                "digestSignatureAlgorithm": "SHA256withRSA",
+                "newestEventTime": max((e["newestEventTime"] for e in entries), default=None),
+                "oldestEventTime": min((e["oldestEventTime"] for e in entries), default=None),
+                "previousDigestS3Bucket": TRAIL_BUCKET if previous else None,
+                "previousDigestS3Object": previous[0] if previous else None,
+                "previousDigestHashValue": hashlib.sha256(previous[1]).hexdigest() if previous else None,
+                "previousDigestHashAlgorithm": "SHA-256" if previous else None,
+                "previousDigestSignature": previous[2] if previous else None,
+                "logFiles": entries,
+            }
+            body = json.dumps(digest, separators=(",", ":")).encode()
+            signing = (f"{iso(end)}\n{TRAIL_BUCKET}/{name}\n{hashlib.sha256(body).hexdigest()}\n"
+                       f"{previous[2] if previous else 'null'}").encode()
+            signature = key.sign(signing, padding.PKCS1v15(), hashes.SHA256()).hex()
+            out.append((name, body))
+            metadata[name] = {"signature": signature, "signature-algorithm": "SHA256withRSA"}
+            previous = (name, body, signature)
+            start = end
+    return out, metadata
 
 
 def truth(trail: Trail, files: list[LogFile]) -> dict:
@@ -1139,7 +1171,7 @@ def truth(trail: Trail, files: list[LogFile]) -> dict:
         "events": sum(len(f.records) for f in files),
         "events_by_region": dict(sorted(by_region.items())),
         "log_files": len(files),
-        "digest_files": DAYS,
+        "digest_files": 2 * DAYS,
         "first_event": times[0],
         "last_event": times[-1],
         "regions": sorted(by_region),
@@ -1149,13 +1181,14 @@ def truth(trail: Trail, files: list[LogFile]) -> dict:
     }
 
 
-def write(out: Path, files: list[LogFile], digest_files: list[tuple[str, bytes]], facts: dict) -> None:
+def write(out: Path, files: list[LogFile], digest_files: list[tuple[str, bytes]], metadata: dict, facts: dict) -> None:
     shutil.rmtree(out / "AWSLogs", ignore_errors=True)
     for key, body in [(f.key, f.body) for f in files] + digest_files:
         path = out / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(gzip.compress(body, compresslevel=9, mtime=0))
     (out / "truth.json").write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
+    (out / "digest-metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
 
 
 def main() -> None:
@@ -1166,7 +1199,8 @@ def main() -> None:
     simulate(trail)
     files = package(trail)
     facts = truth(trail, files)
-    write(args.out, files, digests(trail, files), facts)
+    digest_files, metadata = digests(files)
+    write(args.out, files, digest_files, metadata, facts)
     print(f"{facts['events']} events in {len(files)} log files under {args.out}")
 
 

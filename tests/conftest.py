@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,13 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "usage.db"
 
 
+def seed(service: str, endpoint: str, region: str = "us-east-1"):
+    """A plain boto3 client for a test's own seeding calls: not lpgen's, so not recorded or allow-listed."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=endpoint, region_name=region)
+
+
 @contextlib.contextmanager
 def moto_server(**environment: str):
     """moto's server on a free loopback port, with test credentials (and ``environment``) set meanwhile.
@@ -120,3 +128,125 @@ def moto_server(**environment: str):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+#: The TEST-ONLY key pair the demo trail's digests are signed with (fixtures/test-keys/README.md).
+SIGNING_KEY = ROOT / "fixtures" / "test-keys" / "cloudtrail-digest-signing-TEST-ONLY.pem"
+DIGEST_METADATA = DEMO / "digest-metadata.json"
+
+
+def test_public_key(path: Path = SIGNING_KEY) -> tuple[str, bytes]:
+    """(fingerprint, DER-encoded PKCS #1 public key) of a TEST-ONLY signing key, as ListPublicKeys gives them."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    return hashlib.md5(der).hexdigest(), der
+
+
+test_public_key.__test__ = False  # a helper, not a test
+
+
+def serve_public_keys(monkeypatch, keys: list[tuple[str, bytes]]) -> None:
+    """Teach moto's CloudTrail ``ListPublicKeys`` (it lacks it) to answer with ``keys``.
+
+    The method is added to moto's response class, so the call still goes over HTTP through moto's
+    request handling, IAM enforcement included.
+    """
+    import base64
+
+    from moto.cloudtrail.responses import CloudTrailResponse
+
+    def list_public_keys(self) -> str:
+        return json.dumps({"PublicKeyList": [
+            {"Fingerprint": fingerprint, "Value": base64.b64encode(der).decode(),
+             "ValidityStartTime": 1767225600, "ValidityEndTime": 1798761600}  # 2026-01-01 .. 2027-01-01
+            for fingerprint, der in keys]})
+
+    monkeypatch.setattr(CloudTrailResponse, "list_public_keys", list_public_keys, raising=False)
+
+
+def upload_trail(s3, bucket: str, prefix: str = "", root: Path = DEMO) -> int:
+    """Put the demo trail into ``bucket`` as CloudTrail delivers it: digests with their signature metadata."""
+    metadata = json.loads(DIGEST_METADATA.read_text())
+    paths = sorted((root / "AWSLogs").rglob("*.json.gz"))
+    for path in paths:
+        key = path.relative_to(root).as_posix()
+        s3.put_object(Bucket=bucket, Key=prefix + key, Body=path.read_bytes(), **(
+            {"Metadata": metadata[key]} if key in metadata else {}))
+    return len(paths)
+
+
+def serve_access_advisor(monkeypatch) -> None:
+    """Teach moto's IAM Access Advisor (it lacks it): every job completes at once, no service accessed.
+
+    Like :func:`serve_public_keys`, the calls still go over HTTP through moto, IAM enforcement included.
+    """
+    from moto.core.responses import ActionResult
+    from moto.iam.responses import IamResponse
+
+    def generate_service_last_accessed_details(self) -> ActionResult:
+        return ActionResult({"JobId": "0b9f2b4c-5d7e-4f10-9a2b-3c4d5e6f7a8b"})
+
+    def get_service_last_accessed_details(self) -> ActionResult:
+        now = datetime(2026, 11, 20, tzinfo=UTC)
+        return ActionResult({"JobStatus": "COMPLETED", "JobType": "SERVICE_LEVEL", "JobCreationDate": now,
+                             "JobCompletionDate": now, "ServicesLastAccessed": [], "IsTruncated": False})
+
+    monkeypatch.setattr(IamResponse, "generate_service_last_accessed_details",
+                        generate_service_last_accessed_details, raising=False)
+    monkeypatch.setattr(IamResponse, "get_service_last_accessed_details", get_service_last_accessed_details,
+                        raising=False)
+
+
+# -- the allow-list: every AWS call lpgen makes during the suite must be a read it is allowed -----------
+
+
+def pytest_configure(config) -> None:
+    """Record every call of lpgen's AWS clients (``lpgen.aws.client_factory``), workers included."""
+    import tempfile
+
+    from lpgen.aws import RECORD_CALLS_ENV
+
+    if RECORD_CALLS_ENV not in os.environ:
+        fd, path = tempfile.mkstemp(prefix="lpgen-api-calls-", suffix=".txt")
+        os.close(fd)
+        os.environ[RECORD_CALLS_ENV] = path
+        config.stash[_CALLS] = path
+
+
+def recorded_calls(path: str) -> list[str]:
+    return Path(path).read_text(encoding="utf-8").split()
+
+
+def calls_outside_allow_list(calls: list[str]) -> dict[str, int]:
+    """Calls (``service:Operation``) not in lpgen/data/own_policy.json, with how often each was made."""
+    from collections import Counter
+
+    from lpgen.own_policy import allowed_calls
+
+    allowed = allowed_calls()
+    return dict(sorted(Counter(c for c in calls if c not in allowed).items()))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Fail the run when lpgen made an AWS call outside its allow-list of reads."""
+    path = session.config.stash.get(_CALLS, None)
+    if path is None:
+        return
+    calls = recorded_calls(path)
+    Path(path).unlink(missing_ok=True)
+    bad = calls_outside_allow_list(calls)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(f"lpgen made {len(calls):,} AWS calls ({len(set(calls))} operations)"
+                            + (f"; OUTSIDE its allow-list: {bad}" if bad else ", all in its allow-list of reads"))
+    if bad:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_CALLS = pytest.StashKey[str]()

@@ -33,7 +33,7 @@ def demo_db(tmp_path_factory) -> str:
 def test_mine_prints_a_summary(demo_db, tmp_path):
     result = run("mine", DEMO_LOGS, "--store", str(tmp_path / "s.db"), "--workers", "1")
     assert result.exit_code == 0
-    assert "mined 159 of 159 inputs" in result.output and "7 digest files skipped" in result.output
+    assert "mined 159 of 159 inputs" in result.output and "14 digest files skipped" in result.output
     assert "2,655 events counted" in result.output
 
 

@@ -18,7 +18,7 @@ from lpgen.mine import mine
 from lpgen.sources.local import LocalSource
 from lpgen.store import UsageStore
 
-from .conftest import DEMO, moto_server
+from .conftest import DEMO, moto_server, seed
 
 FILE = DEMO / "authorization-details.json"
 ACCOUNT, MOTO_ACCOUNT = "210987654321", "123456789012"
@@ -172,7 +172,7 @@ def _load_into_iam(iam, details: dict) -> None:
 def live_iam():
     with moto_server(MOTO_IAM_LOAD_MANAGED_POLICIES="true") as endpoint:  # AWS managed policies loaded
         factory = client_factory(region="us-east-1", endpoint_url=endpoint)
-        _load_into_iam(factory("iam"), json.loads(FILE.read_text()))
+        _load_into_iam(seed("iam", endpoint), json.loads(FILE.read_text()))
         yield factory, endpoint
 
 
@@ -202,9 +202,9 @@ def test_attached_command_live(live_iam):
 def test_event_selectors_say_which_data_events_were_logged(live_iam):
     from lpgen.live import logged_data_prefixes
 
-    factory, _ = live_iam
-    factory("s3").create_bucket(Bucket="trail-logs")
-    cloudtrail = factory("cloudtrail")
+    factory, endpoint = live_iam
+    seed("s3", endpoint).create_bucket(Bucket="trail-logs")
+    cloudtrail = seed("cloudtrail", endpoint)
     cloudtrail.create_trail(Name="main", S3BucketName="trail-logs")
     cloudtrail.put_event_selectors(TrailName="main", EventSelectors=[{
         "ReadWriteType": "All", "IncludeManagementEvents": True,

@@ -23,7 +23,7 @@ from lpgen.sources.local import LocalSource
 from lpgen.sources.logs import LogsSource
 from lpgen.store import UsageStore
 
-from .conftest import DEMO, make_record, moto_server
+from .conftest import DEMO, make_record, moto_server, seed
 
 NOW = datetime.now(timezone.utc)
 
@@ -37,7 +37,7 @@ def endpoint():
 def put_records(endpoint: str, group: str, records: list[dict], *, timestamps=None,
                 stream: str = "123456789012_CloudTrail_eu-west-1", messages: list[str] | None = None) -> None:
     """Write records as CloudTrail does: one log event per record, its JSON the message."""
-    logs = client_factory(endpoint_url=endpoint)("logs")
+    logs = seed("logs", endpoint)
     try:
         logs.create_log_group(logGroupName=group)
     except logs.exceptions.ResourceAlreadyExistsException:

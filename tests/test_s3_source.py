@@ -17,7 +17,7 @@ from lpgen.sources.cache import ObjectCache
 from lpgen.sources.s3 import S3Source
 from lpgen.store import UsageStore
 
-from .conftest import DEMO, log_bytes, make_record, moto_server
+from .conftest import DEMO, log_bytes, make_record, moto_server, seed
 
 TRUTH = json.loads((DEMO / "truth.json").read_text())
 
@@ -25,7 +25,7 @@ TRUTH = json.loads((DEMO / "truth.json").read_text())
 @pytest.fixture(scope="module")
 def bucket():
     with moto_server() as endpoint:
-        s3 = client_factory(endpoint_url=endpoint)("s3")
+        s3 = seed("s3", endpoint)
         s3.create_bucket(Bucket="trail")
         for path in sorted((DEMO / "AWSLogs").rglob("*.json.gz")):
             relative = path.relative_to(DEMO).as_posix()
@@ -120,7 +120,7 @@ def test_a_stale_cache_entry_is_downloaded_again(bucket, tmp_path):
            "123456789012_CloudTrail_eu-west-1_20261102T0815Z_a.json.gz")
     counter = Counter()
     endpoint = bucket["endpoint_url"]
-    s3 = client_factory(endpoint_url=endpoint)("s3")
+    s3 = seed("s3", endpoint)
     s3.create_bucket(Bucket="rewritten")
     s3.put_object(Bucket="rewritten", Key=key, Body=log_bytes(records))
     mine_cached(tmp_path / "a.db", "s3://rewritten", endpoint, tmp_path / "c", counter)

@@ -51,6 +51,14 @@ class BlobSource(ABC):
     def read(self, blob: Blob) -> bytes:
         """The raw bytes of one input (possibly gzipped). Raises OSError when unreadable."""
 
+    def digest_blobs(self) -> Listing:
+        """The CloudTrail digest files beside the logs (``CloudTrail-Digest/``); none for sources without them."""
+        return Listing(blobs=())
+
+    def read_digest(self, blob: Blob) -> tuple[bytes, dict[str, str] | None]:
+        """A digest file's bytes and its object metadata, where the signature lives (None: a local copy has none)."""
+        return self.read(blob), None
+
 
 _LAYOUT_DAY = re.compile(r"/CloudTrail/[a-z0-9-]+/(\d{4})/(\d\d)/(\d\d)/")
 _NAME_DAY = re.compile(r"_CloudTrail_[a-z0-9-]+_(\d{4})(\d\d)(\d\d)T\d{4}Z_")

@@ -19,11 +19,11 @@ class LocalSource(BlobSource):
         self.label = str(path)
         self.root = Path(path).absolute()
 
-    def list(self) -> Listing:
+    def _walk(self) -> tuple[list[Path], list[Problem]]:
         if self.root.is_file():
-            return self._listing([self.root], [])
+            return [self.root], []
         if not self.root.exists():
-            return Listing(blobs=(), problems=(Problem(path=self.label, reason="no such file or directory"),))
+            return [], [Problem(path=self.label, reason="no such file or directory")]
         found: list[Path] = []
         problems: list[Problem] = []
 
@@ -33,14 +33,20 @@ class LocalSource(BlobSource):
         for folder, dirs, files in os.walk(self.root, onerror=unreadable):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             found.extend(Path(folder) / name for name in sorted(files) if not name.startswith("."))
-        return self._listing(found, problems)
+        return found, problems
 
-    def _listing(self, paths: list[Path], problems: list[Problem]) -> Listing:
-        blobs, digests = [], 0
+    def list(self) -> Listing:
+        return self._listing(*self._walk(), digests=False)
+
+    def digest_blobs(self) -> Listing:
+        return self._listing(*self._walk(), digests=True)
+
+    def _listing(self, paths: list[Path], problems: list[Problem], *, digests: bool) -> Listing:
+        blobs, skipped = [], 0
         for path in paths:
             text = path.as_posix()
-            if is_digest(text):
-                digests += 1
+            if is_digest(text) != digests:
+                skipped += not digests
                 continue
             try:
                 st = path.stat()
@@ -48,7 +54,7 @@ class LocalSource(BlobSource):
                 problems.append(Problem(path=text, reason=f"cannot read: {exc.strerror}"))
                 continue
             blobs.append(Blob(key=text, size=st.st_size, version=str(st.st_mtime_ns), day=delivery_day(text)))
-        return Listing(blobs=tuple(blobs), digests=digests, problems=tuple(problems))
+        return Listing(blobs=tuple(blobs), digests=skipped, problems=tuple(problems))
 
     def read(self, blob: Blob) -> bytes:
         with open(blob.key, "rb") as f:
@@ -77,16 +83,22 @@ class StdinSource(BlobSource):
 
 
 def open_source(spec: str, *, window: Window = Window(), accounts: tuple[str, ...] = (), regions: tuple[str, ...] = (),
-                client_options: dict | None = None, cache: str | os.PathLike[str] | None = None) -> BlobSource:
+                client_options: dict | None = None, cache: str | os.PathLike[str] | None = None,
+                query: dict | None = None) -> BlobSource:
     """The source a command-line argument names.
 
     A path, ``-`` for stdin, ``s3://bucket[/prefix]`` (filtered by ``accounts`` and ``regions``,
     kept under ``cache`` when given), ``cloudtrail:lookup[:ATTRIBUTE=VALUE]`` or
-    ``logs:LOG_GROUP[:STREAM_PREFIX]`` (both in the first of ``regions``).
+    ``logs:LOG_GROUP[:STREAM_PREFIX]`` (both in the first of ``regions``), or a query source
+    (``athena:DATABASE.TABLE``, ``lake:EVENT_DATA_STORE``, with ``query`` holding its options).
     """
     if spec == "-":
         return StdinSource()
     api_region = regions[0] if regions else None
+    if spec.startswith(("athena:", "lake:")):
+        from lpgen.sources.query import QuerySource
+
+        return QuerySource(spec, accounts=accounts, regions=regions, client_options=client_options, **(query or {}))
     if spec.startswith("s3://"):
         from lpgen.sources.s3 import S3Source
 

@@ -61,23 +61,23 @@ class S3Source(AwsSource):
         for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             yield from page.get("Contents", [])
 
-    def account_roots(self) -> list[tuple[str, str]]:
-        """(account, prefix of its CloudTrail/ folder) for account and organisation trails."""
+    def account_roots(self, folder: str = "CloudTrail") -> list[tuple[str, str]]:
+        """(account, prefix of its CloudTrail/ or CloudTrail-Digest/ folder) for account and organisation trails."""
         base = f"{self.prefix}AWSLogs/"
         roots = []
         for name in self._folders(base):
             if _ACCOUNT.match(name):
-                roots.append((name, f"{base}{name}/CloudTrail/"))
+                roots.append((name, f"{base}{name}/{folder}/"))
             elif _ORG.match(name):
-                roots += [(a, f"{base}{name}/{a}/CloudTrail/") for a in self._folders(f"{base}{name}/")
+                roots += [(a, f"{base}{name}/{a}/{folder}/") for a in self._folders(f"{base}{name}/")
                           if _ACCOUNT.match(a)]
         return [(a, p) for a, p in roots if not self.accounts or a in self.accounts]
 
-    def day_prefixes(self) -> list[str]:
+    def day_prefixes(self, folder: str = "CloudTrail") -> list[str]:
         """Every ``.../CloudTrail/<region>/YYYY/MM/DD/`` (or region root) prefix to list."""
         days = _days(self.window)
         prefixes = []
-        for _, root in self.account_roots():
+        for _, root in self.account_roots(folder):
             regions = self._folders(root)
             if self.regions:
                 wanted = set(self.regions) | {GLOBAL_REGION}
@@ -111,6 +111,18 @@ class S3Source(AwsSource):
             return Listing(blobs=(), problems=(problem,))
         return Listing(blobs=tuple(sorted(blobs, key=lambda b: b.key)), digests=digests)
 
+    def digest_blobs(self) -> Listing:
+        """The digest files of the same days, accounts and regions (``CloudTrail-Digest/``)."""
+        try:
+            blobs = [Blob(key=f"s3://{self.bucket}/{obj['Key']}", size=obj.get("Size"),
+                          version=obj.get("ETag", "").strip('"') or None)
+                     for prefix in self.day_prefixes("CloudTrail-Digest") for obj in self._objects(prefix)
+                     if is_digest(obj["Key"])]
+        except (BotoCoreError, ClientError) as exc:
+            return Listing(blobs=(), problems=(Problem(path=self.label,
+                                                       reason=f"cannot list digests: {error_message(exc)}"),))
+        return Listing(blobs=tuple(sorted(blobs, key=lambda b: b.key)))
+
     def read(self, blob: Blob) -> bytes:
         """The object's bytes: from the cache when it holds this ETag, else from S3 (then cached)."""
         key = blob.key[len(f"s3://{self.bucket}/"):]
@@ -118,15 +130,23 @@ class S3Source(AwsSource):
             cached = self.cache.get(self.bucket, key, blob.version, blob.size)
             if cached is not None:
                 return cached
-        try:
-            extra = {"IfMatch": f'"{blob.version}"'} if blob.version else {}
-            data = self.client().get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
-        except (BotoCoreError, ClientError) as exc:
-            raise OSError(error_message(exc)) from None
+        data = self._get(key, blob)[0]
         if self.cache is not None:
             self.cache.put(self.bucket, key, blob.version, data)
         return data
 
+    def read_digest(self, blob: Blob) -> tuple[bytes, dict[str, str]]:
+        """The object's bytes and its user metadata (``x-amz-meta-*``, where a digest's signature is);
+        never from the cache, which keeps no metadata."""
+        return self._get(blob.key[len(f"s3://{self.bucket}/"):], blob)
+
+    def _get(self, key: str, blob: Blob) -> tuple[bytes, dict[str, str]]:
+        try:
+            extra = {"IfMatch": f'"{blob.version}"'} if blob.version else {}
+            response = self.client().get_object(Bucket=self.bucket, Key=key, **extra)
+            return response["Body"].read(), dict(response.get("Metadata") or {})
+        except (BotoCoreError, ClientError) as exc:
+            raise OSError(error_message(exc)) from None
 
 def _days(window: Window) -> list[date] | None:
     """The delivery days a window needs (a day's slack each side), or None to list everything."""
