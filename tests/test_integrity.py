@@ -235,3 +235,25 @@ def test_altered_signature_metadata_and_a_rewritten_last_digest_fail(bucket):
     assert found[SIGNATURE] == [f"s3://trail/{first}", f"s3://trail/{last}"]
     assert CHAIN in found  # the last digest holds the true signature of the one before
     assert UNLISTED in found
+
+
+def test_public_keys_are_read_page_by_page_and_a_failure_names_the_region():
+    """ListPublicKeys through botocore's Stubber: every page's keys, and an AWS error as OSError."""
+    from datetime import UTC, datetime
+
+    import boto3
+    from botocore.stub import Stubber
+
+    fingerprint, der = test_public_key()
+    client = boto3.client("cloudtrail", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 9, tzinfo=UTC)
+    with Stubber(client) as stub:
+        stub.add_response("list_public_keys", {"PublicKeyList": [{"Fingerprint": "a" * 32, "Value": b"old"}],
+                                               "NextToken": "t"}, {"StartTime": start, "EndTime": end})
+        stub.add_response("list_public_keys", {"PublicKeyList": [{"Fingerprint": fingerprint, "Value": der}]},
+                          {"StartTime": start, "EndTime": end, "NextToken": "t"})
+        stub.add_client_error("list_public_keys", service_error_code="AccessDeniedException", service_message="no")
+        lookup = public_key_lookup(lambda region: lambda service: client)
+        assert lookup("eu-west-1", start, end) == {"a" * 32: b"old", fingerprint: der}
+        with pytest.raises(OSError, match="ListPublicKeys in eu-west-1 failed: AccessDeniedException: no"):
+            lookup("eu-west-1", start, end)
