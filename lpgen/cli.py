@@ -47,10 +47,12 @@ from lpgen.model import Problem
 from lpgen.normalize import BadRecord
 from lpgen.policy_formats import render as render_policies
 from lpgen.policy_formats import render_evidence
+from lpgen.pushdown import Partitions, QuerySpec, build_sql
 from lpgen.report import build_report
 from lpgen.report_render import render_report
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, decode
 from lpgen.sources.local import open_source
+from lpgen.sources.query import QuerySource
 from lpgen.store import DEFAULT_PATH, StoreError, UsageStore
 from lpgen.summary import render_mine_report, render_summary, summarize
 from lpgen.who import render_who, who
@@ -77,6 +79,29 @@ def principal_option(f):
         help="Only these principals (repeatable): an ARN, a role or user name, or a glob of either.")(f)
 
 
+_PARTITIONS = Partitions()
+
+
+def query_options(f):
+    """How a push-down query reads its table: partition columns of an Athena CloudTrail table
+    (lpgen.pushdown.Partitions; '' for none), and whether duplicates are dropped."""
+    f = click.option("--no-dedupe", is_flag=True,
+                     help="athena:/lake: do not drop events delivered twice (faster on a table of one trail).")(f)
+    f = click.option("--partition-account", default=_PARTITIONS.account, show_default=True, metavar="COLUMN",
+                     help="Athena: the account partition column, used with --account ('' if none).")(f)
+    f = click.option("--partition-region", default=_PARTITIONS.region, show_default=True, metavar="COLUMN",
+                     help="Athena: the region partition column, used with --region ('' if none).")(f)
+    f = click.option("--partition-date-format", default=_PARTITIONS.date_format, show_default=True, metavar="FORMAT",
+                     help="Athena: how the date partition spells a day (strftime).")(f)
+    f = click.option("--partition-date", default=_PARTITIONS.date, show_default=True, metavar="COLUMN",
+                     help="Athena: the date partition column, used with --since/--until ('' if none).")(f)
+    return f
+
+
+def make_partitions(date: str, date_format: str, region: str, account: str) -> Partitions:
+    return Partitions(date=date, date_format=date_format, region=region, account=account)
+
+
 def format_option(*choices: str):
     def decorate(f):
         return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
@@ -89,17 +114,19 @@ def bucket_options(f):
     f = click.option("--endpoint-url", help="AWS endpoint for the AWS sources (tests, private endpoints).")(f)
     f = click.option("--profile", help="AWS profile for the AWS sources.")(f)
     f = click.option("--region", "regions", multiple=True, metavar="REGION",
-                     help="s3:// sources: only these regions (us-east-1 is always read: global services log there); "
-                          "cloudtrail:lookup and logs: sources: the first is the API's region.")(f)
+                     help="s3://, athena: and lake: sources: only these regions (us-east-1 is always read: global "
+                          "services log there); cloudtrail:lookup and logs: sources: the first is the API's region.")(f)
     f = click.option("--account", "accounts", multiple=True, metavar="ID",
-                     help="s3:// sources: only these accounts' folders (repeatable).")(f)
+                     help="s3://, athena: and lake: sources: only these accounts (repeatable).")(f)
     return f
 
 
-def open_sources(specs, window: Window, accounts, regions, profile, endpoint_url, cache: Path | None = None):
-    """The sources named on the command line, AWS-side ones with the window, accounts and regions."""
+def open_sources(specs, window: Window, accounts, regions, profile, endpoint_url, cache: Path | None = None,
+                 query: dict | None = None):
+    """The sources named on the command line, AWS-side ones with the window, accounts and regions
+    (``cache`` for s3:// sources, ``query`` the options of athena: and lake: sources)."""
     options = {"window": window, "accounts": tuple(accounts), "regions": tuple(regions),
-               "client_options": {"profile": profile, "endpoint_url": endpoint_url}, "cache": cache}
+               "client_options": {"profile": profile, "endpoint_url": endpoint_url}, "cache": cache, "query": query}
     return [open_source(s, **options) for s in specs]
 
 
@@ -141,6 +168,10 @@ def main() -> None:
 @bucket_options
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="s3:// sources: keep downloaded objects under DIR (by key and ETag); later runs read them there.")
+@click.option("--workgroup", help="athena: sources: the Athena workgroup.")
+@click.option("--output-location", metavar="S3_URL",
+              help="athena: sources: where Athena writes results (unless the workgroup sets it).")
+@query_options
 @click.option("--strict", is_flag=True, help="Exit non-zero when any input or record had a problem.")
 @click.option("--verify", "check_integrity", is_flag=True,
               help="First check the logs against their digest files (as `lpgen verify`); exit 1 if that fails.")
@@ -149,14 +180,17 @@ def main() -> None:
 @format_option("text", "json")
 @library_errors
 def mine_command(sources, store, since, until, principals, workers, accounts, regions, profile, endpoint_url, cache,
-                 strict, check_integrity, max_inflate, fmt):
+                 workgroup, output_location, no_dedupe, partition_date, partition_date_format, partition_region,
+                 partition_account, strict, check_integrity, max_inflate, fmt):
     """Read CloudTrail logs into the usage store.
 
     SOURCE is a file, a directory tree (such as a copy of a trail bucket's
     AWSLogs/ folder), - for standard input, s3://bucket[/prefix] (a trail
     bucket: only the days, accounts and regions asked for are listed),
-    cloudtrail:lookup[:ATTRIBUTE=VALUE] (LookupEvents) or
-    logs:LOG_GROUP[:STREAM_PREFIX] (a trail's CloudWatch Logs group). Delivered log files (.json or
+    cloudtrail:lookup[:ATTRIBUTE=VALUE] (LookupEvents),
+    logs:LOG_GROUP[:STREAM_PREFIX] (a trail's CloudWatch Logs group), or
+    athena:DATABASE.TABLE or lake:EVENT_DATA_STORE (the aggregation runs as one
+    query there; see `lpgen sql`). Delivered log files (.json or
     .json.gz), JSON Lines, `aws cloudtrail lookup-events` output, CloudTrail
     Lake and Athena result exports are recognised by their content; digest
     files are skipped. Inputs already mined are not read again.
@@ -168,10 +202,13 @@ def mine_command(sources, store, since, until, principals, workers, accounts, re
             cache.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise click.ClickException(f"cannot use {cache} as a cache: {exc.strerror}") from None
-    opened = open_sources(sources, options.window, accounts, regions, profile, endpoint_url, cache)
+    query = {"workgroup": workgroup, "output_location": output_location, "dedupe": not no_dedupe,
+             "partitions": make_partitions(partition_date, partition_date_format, partition_region, partition_account)}
+    opened = open_sources(sources, options.window, accounts, regions, profile, endpoint_url, cache, query)
     integrity = None
-    if check_integrity:
-        integrity = run_verify(opened, options.window, profile, endpoint_url)
+    if check_integrity:  # query sources have no log files to check
+        integrity = run_verify([s for s in opened if not isinstance(s, QuerySource)], options.window, profile,
+                               endpoint_url)
         click.echo(render_integrity(integrity), err=True, nl=False)
     with UsageStore(store) as usage_store:
         report = mine(opened, usage_store, options, workers=workers,
@@ -248,6 +285,27 @@ def _warn(problems: list[Problem]) -> None:
         click.echo(f"warning: {p}", err=True)
     if len(problems) > SHOWN_WARNINGS:
         click.echo(f"warning: ... and {len(problems) - SHOWN_WARNINGS:,} more (`lpgen summary` lists them)", err=True)
+
+
+@main.command("sql")
+@click.option("--engine", type=click.Choice(["athena", "lake"]), required=True, help="Where the query runs.")
+@click.option("--table", required=True, metavar="DATABASE.TABLE|EVENT_DATA_STORE",
+              help="The Athena CloudTrail table, or the CloudTrail Lake event data store (id or ARN).")
+@window_options
+@click.option("--account", "accounts", multiple=True, metavar="ID", help="Only these accounts (repeatable).")
+@click.option("--region", "regions", multiple=True, metavar="REGION",
+              help="Only these regions (repeatable; us-east-1 is always included: global services log there).")
+@principal_option
+@query_options
+@library_errors
+def sql_command(engine, table, since, until, accounts, regions, principals, no_dedupe, partition_date,
+                partition_date_format, partition_region, partition_account):
+    """Print the aggregation query `lpgen mine athena:...|lake:...` runs, without running it."""
+    spec = QuerySpec(engine=engine, table=table, windows=(make_window(since, until),), accounts=tuple(accounts),
+                     regions=tuple(regions), principals=tuple(principals),
+                     partitions=make_partitions(partition_date, partition_date_format, partition_region,
+                                                partition_account), dedupe=not no_dedupe)
+    click.echo(build_sql(spec), nl=False)
 
 
 @main.command("summary")

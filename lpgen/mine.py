@@ -28,6 +28,7 @@ from lpgen.normalize import CANONICAL_TIME, BadRecord, account_of, caller, event
 from lpgen.records import RawRecord
 from lpgen.sources.base import Blob, BlobSource
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, DIGEST, decode
+from lpgen.sources.query import QuerySource
 from lpgen.store import (
     MAX_SAMPLES,
     InputRecord,
@@ -306,7 +307,7 @@ Progress = Callable[[MineReport], None]
 
 
 def mine(
-    sources: Sequence[BlobSource],
+    sources: Sequence[BlobSource | QuerySource],
     store: UsageStore,
     options: MineOptions = MineOptions(),
     *,
@@ -318,7 +319,7 @@ def mine(
         return _mine(sources, store, options, workers, progress)
 
 
-def _mine(sources: Sequence[BlobSource], store: UsageStore, options: MineOptions, workers: int,
+def _mine(sources: Sequence[BlobSource | QuerySource], store: UsageStore, options: MineOptions, workers: int,
           progress: Progress | None) -> MineReport:
     started = _time.perf_counter()
     report = MineReport()
@@ -328,6 +329,9 @@ def _mine(sources: Sequence[BlobSource], store: UsageStore, options: MineOptions
     todo: list[tuple[BlobSource, Blob]] = []
     changed: set[str] = set()
     for source in sources:
+        if isinstance(source, QuerySource):  # Athena, CloudTrail Lake: the engine aggregates, no inputs to list
+            source.mine_into(store, options.window, options.principals, report)
+            continue
         listing = source.list()
         report.digests += listing.digests
         report.problems.extend(listing.problems)

@@ -200,6 +200,12 @@ class UsageStore:
         rows = self._db.execute("SELECT key, size, version FROM inputs WHERE scope = ?", (scope,))
         return {key: (size, version) for key, size, version in rows}
 
+    def input_keys(self, prefix: str) -> list[tuple[str, str]]:
+        """(key, scope) of every input whose key starts with ``prefix``, under any scope."""
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return list(self._db.execute("SELECT key, scope FROM inputs WHERE key LIKE ? ESCAPE '\\' ORDER BY key",
+                                     (like,)))
+
     def has_inputs(self) -> bool:
         return self._db.execute("SELECT 1 FROM inputs LIMIT 1").fetchone() is not None
 

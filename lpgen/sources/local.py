@@ -83,16 +83,22 @@ class StdinSource(BlobSource):
 
 
 def open_source(spec: str, *, window: Window = Window(), accounts: tuple[str, ...] = (), regions: tuple[str, ...] = (),
-                client_options: dict | None = None, cache: str | os.PathLike[str] | None = None) -> BlobSource:
+                client_options: dict | None = None, cache: str | os.PathLike[str] | None = None,
+                query: dict | None = None) -> BlobSource:
     """The source a command-line argument names.
 
     A path, ``-`` for stdin, ``s3://bucket[/prefix]`` (filtered by ``accounts`` and ``regions``,
     kept under ``cache`` when given), ``cloudtrail:lookup[:ATTRIBUTE=VALUE]`` or
-    ``logs:LOG_GROUP[:STREAM_PREFIX]`` (both in the first of ``regions``).
+    ``logs:LOG_GROUP[:STREAM_PREFIX]`` (both in the first of ``regions``), or a query source
+    (``athena:DATABASE.TABLE``, ``lake:EVENT_DATA_STORE``, with ``query`` holding its options).
     """
     if spec == "-":
         return StdinSource()
     api_region = regions[0] if regions else None
+    if spec.startswith(("athena:", "lake:")):
+        from lpgen.sources.query import QuerySource
+
+        return QuerySource(spec, accounts=accounts, regions=regions, client_options=client_options, **(query or {}))
     if spec.startswith("s3://"):
         from lpgen.sources.s3 import S3Source
 
