@@ -593,3 +593,14 @@ def test_values_with_quotes_and_backslashes_are_grouped_whole_at_any_depth(spec,
     pushed, local = both_ways(records, spec, tmp_path)
     assert len(local["usage"]) > 2 * len(AWKWARD) * len(shapes)  # most calls named something of their own
     assert pushed["usage"] == local["usage"]
+
+
+@pytest.mark.parametrize("command", ["map", "verify"])
+def test_commands_that_read_records_refuse_a_query_source_cleanly(command):
+    from click.testing import CliRunner
+
+    from lpgen.cli import main
+
+    result = CliRunner().invoke(main, [command, "athena:trail.cloudtrail"])
+    assert result.exit_code == 1 and "return aggregates, not records" in result.output
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
