@@ -491,9 +491,10 @@ def test_a_later_run_queries_only_the_time_no_earlier_query_covered(tmp_path):
     with UsageStore(tmp_path / "s.db") as store:
         for window in (week, Window(since="2026-11-01T00:00:00Z", until="2026-11-10T23:59:59Z"), week):
             mine([Recording("athena:trail.cloudtrail", now=now)], store, MineOptions(window=window))
-        mine([Recording("athena:trail.cloudtrail", now=now)], store, MineOptions(window=Window()))
+        report = mine([Recording("athena:trail.cloudtrail", now=now)], store, MineOptions(window=Window()))
         keys = sorted(i.key for i in store.inputs())
     assert len(asked) == 3  # the third run had nothing new to ask
+    assert not report.found_nothing  # an empty answer is an answer: a periodic run exits 0
     assert ("eventtime >= '2026-11-01T00:00:00Z' AND eventtime <= '2026-11-01T23:59:59Z'" in asked[1]
             and "eventtime >= '2026-11-09T00:00:00Z' AND eventtime <= '2026-11-10T23:59:59Z'" in asked[1])
     assert "eventtime <= '2026-10-31T23:59:59Z'" in asked[2] and "'2026-11-20T11:00:00Z'" in asked[2]

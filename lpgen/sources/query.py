@@ -273,6 +273,7 @@ class QuerySource:
                           coverage=agg.coverage, problems=[])
         store.finish_run(run, finished=datetime.now(UTC).strftime(_FORMAT))
         report.mined += 1
+        report.queries += 1
         report.kinds[f"{self.engine}-query"] += 1
         report.records += agg.records
         report.events += agg.events
