@@ -605,3 +605,16 @@ def test_commands_that_read_records_refuse_a_query_source_cleanly(command):
     result = CliRunner().invoke(main, [command, "athena:trail.cloudtrail"])
     assert result.exit_code == 1 and "return aggregates, not records" in result.output
     assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+
+
+def test_a_query_still_running_after_the_timeout_is_reported_not_waited_for_forever():
+    from lpgen.sources.query import QueryFailed, run_lake
+
+    client, stub = stubbed("cloudtrail")
+    stub.add_response("start_query", {"QueryId": LQ})
+    for _ in range(3):
+        stub.add_response("describe_query", {"QueryId": LQ, "QueryStatus": "RUNNING"}, {"QueryId": LQ})
+    waits = []
+    with stub, pytest.raises(QueryFailed, match=f"CloudTrail Lake query {LQ} still running after 1 s"):
+        run_lake(client, "SELECT 1", sleep=waits.append, timeout=1.0)
+    assert waits == [0.5, 0.75]
