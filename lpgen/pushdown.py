@@ -97,12 +97,12 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_STORE_ID = re.compile(r"^(?:arn:[\w-]+:cloudtrail:[a-z0-9-]+:\d{12}:eventdatastore/)?([A-Za-z0-9-]{1,128})$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_STORE_ID = re.compile(r"(?:arn:[\w-]+:cloudtrail:[a-z0-9-]+:\d{12}:eventdatastore/)?([A-Za-z0-9-]{1,128})")
 
 
 def identifier(name: str) -> str:
-    if not _IDENTIFIER.match(name):
+    if not _IDENTIFIER.fullmatch(name):
         raise FilterError(f"{name!r} is not a table or column name (letters, digits, _ and -)")
     return f'"{name}"'
 
@@ -110,7 +110,7 @@ def identifier(name: str) -> str:
 def table_name(engine: str, table: str) -> str:
     """The FROM clause's name: ``"db"."table"`` for Athena, the event data store id for Lake."""
     if engine == "lake":
-        m = _STORE_ID.match(table)
+        m = _STORE_ID.fullmatch(table)
         if not m:
             raise FilterError(f"{table!r} is not an event data store id or ARN")
         return m[1]
@@ -121,17 +121,24 @@ def table_name(engine: str, table: str) -> str:
 
 
 def like_pattern(glob: str) -> str:
-    """A LIKE pattern (escape ``\\``) matching at least what the glob matches: ``*`` → ``%``, ``?`` → ``_``."""
-    out = []
-    for ch in glob:
-        if ch in "%_\\":
-            out.append("\\" + ch)
-        elif ch == "*":
-            out.append("%")
-        elif ch == "?":
+    """A LIKE pattern (escape ``\\``) matching at least what the glob matches.
+
+    ``*`` → ``%``, ``?`` and a class such as ``[ab]`` or ``[!0-9]`` → ``_`` (any one character);
+    lpgen re-checks each row with the exact glob.
+    """
+    out, i = [], 0
+    while i < len(glob):
+        ch = glob[i]
+        end = -1
+        if ch == "[":  # where fnmatch ends the class: a ] right after [ or [! is part of it
+            j = i + 2 if glob[i + 1:i + 2] == "!" else i + 1
+            end = glob.find("]", j + 1 if glob[j:j + 1] == "]" else j)
+        if end != -1:
             out.append("_")
-        else:
-            out.append(ch)
+            i = end + 1
+            continue
+        out.append("\\" + ch if ch in "%_\\" else "%" if ch == "*" else "_" if ch == "?" else ch)
+        i += 1
     return "".join(out)
 
 

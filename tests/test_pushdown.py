@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lpgen.filters import FilterError, Window
 from lpgen.mine import MineOptions, mine
@@ -618,3 +620,42 @@ def test_a_query_still_running_after_the_timeout_is_reported_not_waited_for_fore
     with stub, pytest.raises(QueryFailed, match=f"CloudTrail Lake query {LQ} still running after 1 s"):
         run_lake(client, "SELECT 1", sleep=waits.append, timeout=1.0)
     assert waits == [0.5, 0.75]
+
+
+_LIKE = duckdb.connect()
+
+
+@st.composite
+def principal_and_matching_glob(draw):
+    """A principal, and a glob built from it (or from its name) that fnmatch matches: each character kept,
+    or turned into ?, a class holding it ([x], [!y]) or part of a *."""
+    name = draw(st.text(alphabet="ab-_%\\[]!", min_size=1, max_size=10))  # a name holds no : or /
+    principal = draw(st.sampled_from([name, f"arn:aws:iam::1:role/p/{name}", f"service:{name}"]))
+    glob, chars = [], list(draw(st.sampled_from([principal, name])))
+    while chars:
+        ch = chars.pop(0)
+        how = draw(st.sampled_from(["keep", "keep", "?", "class", "not", "star"]))
+        if how == "keep" and ch not in "*?[":
+            glob.append(ch)
+        elif how == "class" and ch != "!":
+            glob.append(f"[{ch}]")
+        elif how == "not":
+            glob.append("[!" + ("a" if ch != "a" else "b") + "]")
+        elif how == "star":
+            del chars[:draw(st.integers(0, len(chars)))]
+            glob.append("*")
+        else:
+            glob.append("?")
+    return principal, "".join(glob)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pair=principal_and_matching_glob())
+def test_the_sql_principal_filter_keeps_everything_the_glob_keeps(pair):
+    from lpgen.filters import principal_matcher
+    from lpgen.pushdown import like_pattern
+
+    principal, glob = pair
+    assert principal_matcher((glob,))(principal)  # the strategy built a matching glob
+    forms = [like_pattern(glob), "%/" + like_pattern(glob), "%:" + like_pattern(glob)]
+    assert any(_LIKE.execute("SELECT ? LIKE ? ESCAPE '\\'", [principal, f]).fetchone()[0] for f in forms)
