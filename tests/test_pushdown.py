@@ -659,3 +659,44 @@ def test_the_sql_principal_filter_keeps_everything_the_glob_keeps(pair):
     assert principal_matcher((glob,))(principal)  # the strategy built a matching glob
     forms = [like_pattern(glob), "%/" + like_pattern(glob), "%:" + like_pattern(glob)]
     assert any(_LIKE.execute("SELECT ? LIKE ? ESCAPE '\\'", [principal, f]).fetchone()[0] for f in forms)
+
+
+def test_mine_athena_needs_only_the_athena_permissions_of_lpgens_own_policy(athena_rows, tmp_path):
+    """As a user holding only `mine (Athena source)`'s policy, under moto's IAM enforcement; and refused
+    with another command's policy, with a clear message."""
+    import requests
+    from click.testing import CliRunner
+    from moto import settings as moto_settings
+
+    from lpgen import own_policy
+    from lpgen.cli import main
+
+    from .test_own_policy import for_moto
+
+    previous = moto_settings.INITIAL_NO_AUTH_ACTION_COUNT
+    enforce = lambda endpoint, on: requests.post(f"{endpoint}/moto-api/reset-auth",
+                                                 data=b"0" if on else b"inf", timeout=10)
+    with moto_server() as endpoint:
+        try:
+            requests.post(f"{endpoint}/moto-api/static/athena/query-results", timeout=10,
+                          json={"results": [athena_pages(athena_rows)]}).raise_for_status()
+            iam = seed("iam", endpoint)
+            iam.create_user(UserName="lpgen-runner")
+            key = iam.create_access_key(UserName="lpgen-runner")["AccessKey"]
+            env = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+            results = {}
+            for command in ("mine (Athena source)", "mine (CloudTrail Lake source)"):
+                enforce(endpoint, False)
+                iam.put_user_policy(UserName="lpgen-runner", PolicyName="lpgen", PolicyDocument=json.dumps(
+                    for_moto(own_policy.policy(command, {"WorkGroup": "primary"}))))
+                enforce(endpoint, True)
+                results[command] = CliRunner().invoke(main, [
+                    "mine", "athena:trail.cloudtrail", "--until", "2026-11-10", "--endpoint-url", endpoint,
+                    "--store", str(tmp_path / f"{len(results)}.db")], env=env)
+        finally:
+            requests.post(f"{endpoint}/moto-api/reset-auth", data=str(previous).encode(), timeout=10)
+    allowed, refused = results.values()
+    assert allowed.exit_code == 0, allowed.output
+    # moto answers this JSON API's denial in XML, which botocore shows raw: the code is in it
+    assert refused.exit_code == 1 and "warning: athena:trail.cloudtrail: Athena: " in refused.output
+    assert "AccessDenied" in refused.output and "Traceback" not in refused.output
