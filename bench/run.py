@@ -64,9 +64,10 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def lpgen_mine(archive: Path, store: Path, workers: int) -> tuple[float, dict, dict[int, int]]:
-    cmd = [sys.executable, "-m", "lpgen", "mine", str(archive), "--store", str(store), "--workers", str(workers),
-           "--format", "json"]
+def lpgen_mine(source: Path | str, store: Path, workers: int, *options: str) -> tuple[float, dict, dict[str, int]]:
+    """Run `lpgen mine SOURCE` as a user does; its time, JSON report, and peak RSS per process."""
+    cmd = [sys.executable, "-m", "lpgen", "mine", str(source), "--store", str(store), "--workers", str(workers),
+           "--format", "json", *options]
     peaks: dict[int, int] = {}
     stop = threading.Event()
     started = time.perf_counter()

@@ -111,21 +111,22 @@ def format_option(*choices: str):
 
 def bucket_options(f):
     """Where AWS-side sources are read: accounts and regions of a trail bucket, profile, endpoint."""
-    f = click.option("--endpoint-url", help="AWS endpoint for s3://, cloudtrail:, athena: and lake: sources.")(f)
-    f = click.option("--profile", help="AWS profile for s3://, cloudtrail:, athena: and lake: sources.")(f)
+    f = click.option("--endpoint-url", help="AWS endpoint for the AWS sources (tests, private endpoints).")(f)
+    f = click.option("--profile", help="AWS profile for the AWS sources.")(f)
     f = click.option("--region", "regions", multiple=True, metavar="REGION",
-                     help="s3://, athena: and lake: sources: only these regions (us-east-1 is always read: "
-                          "global services log there).")(f)
+                     help="s3://, athena: and lake: sources: only these regions (us-east-1 is always read: global "
+                          "services log there); cloudtrail:lookup and logs: sources: the first is the API's region.")(f)
     f = click.option("--account", "accounts", multiple=True, metavar="ID",
                      help="s3://, athena: and lake: sources: only these accounts (repeatable).")(f)
     return f
 
 
-def open_sources(specs, window: Window, accounts, regions, profile, endpoint_url, query: dict | None = None):
+def open_sources(specs, window: Window, accounts, regions, profile, endpoint_url, cache: Path | None = None,
+                 query: dict | None = None):
     """The sources named on the command line, AWS-side ones with the window, accounts and regions
-    (and ``query``, the options of athena: and lake: sources)."""
+    (``cache`` for s3:// sources, ``query`` the options of athena: and lake: sources)."""
     options = {"window": window, "accounts": tuple(accounts), "regions": tuple(regions),
-               "client_options": {"profile": profile, "endpoint_url": endpoint_url}, "query": query}
+               "client_options": {"profile": profile, "endpoint_url": endpoint_url}, "cache": cache, "query": query}
     return [open_source(s, **options) for s in specs]
 
 
@@ -174,6 +175,8 @@ def main() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=min(4, os.cpu_count() or 1), show_default=True,
               help="Worker processes.")
 @bucket_options
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="s3:// sources: keep downloaded objects under DIR (by key and ETag); later runs read them there.")
 @click.option("--workgroup", help="athena: sources: the Athena workgroup.")
 @click.option("--output-location", metavar="S3_URL",
               help="athena: sources: where Athena writes results (unless the workgroup sets it).")
@@ -185,14 +188,16 @@ def main() -> None:
               metavar="BYTES", help="Refuse inputs that decompress beyond this size.")
 @format_option("text", "json")
 @library_errors
-def mine_command(sources, store, since, until, principals, workers, accounts, regions, profile, endpoint_url,
+def mine_command(sources, store, since, until, principals, workers, accounts, regions, profile, endpoint_url, cache,
                  workgroup, output_location, no_dedupe, partition_date, partition_date_format, partition_region,
                  partition_account, strict, check_integrity, max_inflate, fmt):
     """Read CloudTrail logs into the usage store.
 
     SOURCE is a file, a directory tree (such as a copy of a trail bucket's
-    AWSLogs/ folder), - for standard input, or s3://bucket[/prefix] (a trail
-    bucket: only the days, accounts and regions asked for are listed), or
+    AWSLogs/ folder), - for standard input, s3://bucket[/prefix] (a trail
+    bucket: only the days, accounts and regions asked for are listed),
+    cloudtrail:lookup[:ATTRIBUTE=VALUE] (LookupEvents),
+    logs:LOG_GROUP[:STREAM_PREFIX] (a trail's CloudWatch Logs group), or
     athena:DATABASE.TABLE or lake:EVENT_DATA_STORE (the aggregation runs as one
     query there; see `lpgen sql`). Delivered log files (.json or
     .json.gz), JSON Lines, `aws cloudtrail lookup-events` output, CloudTrail
@@ -201,9 +206,14 @@ def mine_command(sources, store, since, until, principals, workers, accounts, re
     """
     options = MineOptions(window=make_window(since, until), principals=tuple(principals), max_inflate=max_inflate)
     show_progress = sys.stderr.isatty() and fmt == "text"
+    if cache is not None:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.ClickException(f"cannot use {cache} as a cache: {exc.strerror}") from None
     query = {"workgroup": workgroup, "output_location": output_location, "dedupe": not no_dedupe,
              "partitions": make_partitions(partition_date, partition_date_format, partition_region, partition_account)}
-    opened = open_sources(sources, options.window, accounts, regions, profile, endpoint_url, query=query)
+    opened = open_sources(sources, options.window, accounts, regions, profile, endpoint_url, cache, query)
     integrity = None
     if check_integrity:  # query sources have no log files to check
         integrity = run_verify([s for s in opened if not isinstance(s, QuerySource)], options.window, profile,

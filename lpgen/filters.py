@@ -38,6 +38,11 @@ def parse_instant(text: str, *, end: bool = False, now: datetime | None = None) 
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def as_datetime(instant: str) -> datetime:
+    """A canonical instant (``2026-11-02T08:15:00Z``) as an aware datetime, for APIs that take one."""
+    return datetime.fromisoformat(instant.replace("Z", "+00:00"))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Window:
     since: str | None = None

@@ -328,6 +328,7 @@ def _mine(sources: Sequence[BlobSource | QuerySource], store: UsageStore, option
     known = store.known_inputs(scope)
     own_files = {str(store.path.absolute()) + suffix for suffix in ("", "-wal", "-shm", "-journal", ".lock")}
     todo: list[tuple[BlobSource, Blob]] = []
+    changed: set[str] = set()
     for source in sources:
         if isinstance(source, QuerySource):  # Athena, CloudTrail Lake: the engine aggregates, no inputs to list
             source.mine_into(store, options.window, options.principals, report)
@@ -349,12 +350,13 @@ def _mine(sources: Sequence[BlobSource | QuerySource], store: UsageStore, option
                     report.known += 1
                     continue
                 report.changed += 1
+                changed.add(blob.key)
             todo.append((source, blob))
     if todo:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         history = store.has_inputs()
         run = store.start_run(started=now, sources=[s.label for s in sources], scope=scope)
-        reducer = _Reducer(store, run, scope, report, progress, history=history)
+        reducer = _Reducer(store, run, scope, report, progress, history=history, changed=changed)
         reducer.consume(_partials(todo, options, workers))
         store.finish_run(run, finished=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     report.seconds = _time.perf_counter() - started
@@ -399,8 +401,9 @@ class _Reducer:
     """Merges partials in order, drops duplicate events, and commits in batches."""
 
     def __init__(self, store: UsageStore, run: int, scope: str, report: MineReport, progress: Progress | None,
-                 *, history: bool):
+                 *, history: bool, changed: set[str] | frozenset[str] = frozenset()):
         self.store, self.run, self.scope, self.report, self.progress = store, run, scope, report, progress
+        self.changed = changed  # inputs mined before in another version: their ledger row is replaced
         self.seen: set[int] = set()  # hashes of counted events that may recur in later inputs
         self.loaded: set[str] = set()  # ledger entries whose hashes are in ``seen``
         self.history = history  # inputs from earlier runs, whose events may recur
@@ -432,6 +435,10 @@ class _Reducer:
         report = self.report
         for one in p.inputs:
             counted_ids, duplicates = self._deduplicate(one, p.usage)
+            counted = one.events - duplicates
+            ledger_duplicates = duplicates
+            if one.key in self.changed:
+                counted_ids, counted, ledger_duplicates = self._carry_over(one, counted_ids, counted, duplicates)
             report.mined += 1
             report.records += one.records
             report.filtered += one.filtered
@@ -447,7 +454,7 @@ class _Reducer:
             self.problems.extend((q.path, q.record, q.reason) for q in one.problems)
             self.inputs.append(InputRecord(
                 key=one.key, scope=self.scope, size=one.size, version=one.version, kind=one.kind,
-                records=one.records, counted=one.events - duplicates, duplicates=duplicates,
+                records=one.records, counted=counted, duplicates=ledger_duplicates,
                 problems=len(one.problems), first_time=one.first_time, last_time=one.last_time,
                 ids=ids_to_bytes(counted_ids)))
             self.loaded.add(f"{one.key}\x00{self.scope}")
@@ -472,6 +479,21 @@ class _Reducer:
             else:
                 cov[0] += n
                 cov[1], cov[2] = min(cov[1], first), max(cov[2], last)
+
+    def _carry_over(self, one: InputResult, counted_ids: set[int], counted: int,
+                    duplicates: int) -> tuple[set[int], int, int]:
+        """The ledger row of an input mined before in another version, which the new row replaces.
+
+        It keeps what the old version counted: its event IDs (or a later run would count them
+        again: a growing input, such as the current hour of a log group, is read many times)
+        and its count; the events it re-reads are not duplicates of other inputs.
+        """
+        old = self.store.input(one.key, self.scope)
+        if old is None:
+            return counted_ids, counted, duplicates
+        old_ids = set(ids_from_bytes(old.ids))
+        again = len(old_ids.intersection(ids_from_bytes(one.ids)))
+        return counted_ids | old_ids, old.counted + counted, max(duplicates - again, 0)
 
     def _deduplicate(self, one: InputResult, usage: dict[int, Totals]) -> tuple[set[int], int]:
         """Drop events already counted (here or in the store) from ``usage``; return the new IDs."""

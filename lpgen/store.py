@@ -159,9 +159,11 @@ class UsageStore:
 
     def _check_schema(self) -> None:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not tables:  # one transaction: runs creating the same new store at once all see it whole
-            self._db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} "
-                                   f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}'); COMMIT;")
+        if not tables:
+            # One transaction, idempotent: two first runs at once both "create" it, and
+            # neither sees a store without its schema version.
+            self._db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\n"
+                                   f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');\nCOMMIT;")
             return
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if "meta" in tables else None
         if row is None:
@@ -217,13 +219,15 @@ class UsageStore:
             (ids,) = self._db.execute("SELECT ids FROM inputs WHERE key = ? AND scope = ?", (key, scope)).fetchone()
             yield ident, ids or b""
 
+    def input(self, key: str, scope: str) -> InputRecord | None:
+        """The ledger row of one input mined under ``scope``, if any."""
+        row = self._db.execute(f"SELECT {_INPUT_COLUMNS} FROM inputs WHERE key = ? AND scope = ?",
+                               (key, scope)).fetchone()
+        return _input_record(row) if row else None
+
     def inputs(self) -> list[InputRecord]:
-        rows = self._db.execute(
-            "SELECT key, scope, size, version, kind, records, counted, duplicates, problems,"
-            " first_time, last_time, ids FROM inputs ORDER BY key, scope")
-        return [InputRecord(key=r[0], scope=r[1], size=r[2], version=r[3], kind=r[4], records=r[5],
-                            counted=r[6], duplicates=r[7], problems=r[8], first_time=r[9],
-                            last_time=r[10], ids=r[11] or b"") for r in rows]
+        rows = self._db.execute(f"SELECT {_INPUT_COLUMNS} FROM inputs ORDER BY key, scope")
+        return [_input_record(r) for r in rows]
 
     # -- runs and batches --------------------------------------------------
 
@@ -346,6 +350,14 @@ class UsageStore:
                 "SELECT key, scope, size, version, kind, records, counted, duplicates, problems,"
                 " first_time, last_time, ids FROM inputs ORDER BY 1, 2")),
         }
+
+
+_INPUT_COLUMNS = "key, scope, size, version, kind, records, counted, duplicates, problems, first_time, last_time, ids"
+
+
+def _input_record(r: tuple) -> InputRecord:
+    return InputRecord(key=r[0], scope=r[1], size=r[2], version=r[3], kind=r[4], records=r[5], counted=r[6],
+                       duplicates=r[7], problems=r[8], first_time=r[9], last_time=r[10], ids=r[11] or b"")
 
 
 def _merge_json(a: str, b: str, limit: int) -> str:

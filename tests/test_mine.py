@@ -142,6 +142,20 @@ def test_changed_file_is_read_again_without_double_counting(tmp_path):
     assert totals_by_call(tmp_path / "s.db")[ROLE]["dynamodb.amazonaws.com GetItem"]["count"] == 6
 
 
+def test_a_file_that_keeps_growing_counts_each_event_once_over_many_runs(tmp_path):
+    records = [make_record() for _ in range(3)]
+    log = write_log(tmp_path / "log.json.gz", records)
+    mine_into(tmp_path / "s.db", log)
+    for _ in range(2):
+        records.append(make_record())
+        write_log(log, records)  # the ledger row is replaced: it must keep the IDs of earlier versions
+        report = mine_into(tmp_path / "s.db", log)
+        assert (report.events, report.duplicates) == (1, len(records) - 1)
+    assert totals_by_call(tmp_path / "s.db")[ROLE]["dynamodb.amazonaws.com GetItem"]["count"] == 5
+    with UsageStore(tmp_path / "s.db") as store:  # the ledger agrees: 5 counted, none a duplicate of another input
+        assert (store.totals()["events"], store.totals()["duplicates"]) == (5, 0)
+
+
 def test_window_and_principal_filters(tmp_path):
     other = f"arn:aws:iam::{ACCOUNT}:role/other"
     records = [make_record(time="2026-11-01T23:59:59Z"), make_record(time="2026-11-02T12:00:00Z"),

@@ -23,7 +23,7 @@ from lpgen.report_render import render_report
 from lpgen.sources.local import LocalSource
 from lpgen.store import UsageStore
 
-from .conftest import ROOT, assumed_role, delivery_path, make_record, write_log
+from .conftest import ROOT, assumed_role, delivery_path, make_record, seed, write_log
 from .test_diff import ACCOUNT, ALICE, DEPLOYER, FILE, MOTO_ACCOUNT, NOTIFIER, READER, _load_into_iam, moto_server
 from .test_findings import sarif_schema
 
@@ -281,8 +281,7 @@ def test_report_command_formats_output_file_and_fail_on(demo, tmp_path):
 def test_report_live_from_iam_matches_the_file(demo):
     path, *_ = demo
     with moto_server(MOTO_IAM_LOAD_MANAGED_POLICIES="true") as endpoint:
-        from lpgen.aws import client_factory
-        _load_into_iam(client_factory(region="us-east-1", endpoint_url=endpoint)("iam"), json.loads(FILE.read_text()))
+        _load_into_iam(seed("iam", endpoint), json.loads(FILE.read_text()))
         live = CliRunner().invoke(main, ["report", "--store", str(path), "--live", "--endpoint-url", endpoint,
                                          "--region", "us-east-1", "--data-events", "s3,dynamodb,lambda,sns,sqs",
                                          "--min-days", "7", "--format", "json", "--date", "2026-11-23"])

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from lpgen.model import Problem
 
@@ -72,3 +74,35 @@ def is_digest(location: str) -> bool:
     """CloudTrail digest files (integrity validation), not log files."""
     return "/CloudTrail-Digest/" in location or "_CloudTrail-Digest_" in location
 
+
+class AwsSource(BlobSource):
+    """A source behind an AWS API, made picklable for the worker processes.
+
+    The client is made lazily, once per process, through :func:`lpgen.aws.client_factory`
+    (``client_options``: profile, endpoint URL; ``region``), or through ``client_factory``
+    when given (tests hand in a stubbed or instrumented client this way). Neither travels to
+    a worker: a worker makes its own client from the options.
+    """
+
+    #: The boto3 service name.
+    service: str
+
+    def __init__(self, *, region: str | None = None, client_options: dict[str, Any] | None = None,
+                 client_factory: Callable[[str], Any] | None = None) -> None:
+        self.region = region
+        self.client_options = dict(client_options or {})
+        self._factory = client_factory
+        self._client: Any = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_factory": None, "_client": None}
+
+    def client(self) -> Any:
+        if self._client is None:
+            factory = self._factory
+            if factory is None:
+                from lpgen.aws import client_factory
+
+                factory = client_factory(region=self.region, **self.client_options)
+            self._client = factory(self.service)
+        return self._client

@@ -82,26 +82,34 @@ class StdinSource(BlobSource):
         return self._bytes()
 
 
-def open_source(spec: str, **s3_options):
-    """The source a command-line argument names: a path, ``-`` for stdin, ``s3://bucket[/prefix]``,
-    ``cloudtrail:lookup[...]``, or a query source (``athena:DATABASE.TABLE``, ``lake:EVENT_DATA_STORE``,
-    with ``query`` holding its options)."""
+def open_source(spec: str, *, window: Window = Window(), accounts: tuple[str, ...] = (), regions: tuple[str, ...] = (),
+                client_options: dict | None = None, cache: str | os.PathLike[str] | None = None,
+                query: dict | None = None) -> BlobSource:
+    """The source a command-line argument names.
+
+    A path, ``-`` for stdin, ``s3://bucket[/prefix]`` (filtered by ``accounts`` and ``regions``,
+    kept under ``cache`` when given), ``cloudtrail:lookup[:ATTRIBUTE=VALUE]`` or
+    ``logs:LOG_GROUP[:STREAM_PREFIX]`` (both in the first of ``regions``), or a query source
+    (``athena:DATABASE.TABLE``, ``lake:EVENT_DATA_STORE``, with ``query`` holding its options).
+    """
     if spec == "-":
         return StdinSource()
-    query = s3_options.pop("query", None) or {}
+    api_region = regions[0] if regions else None
     if spec.startswith(("athena:", "lake:")):
         from lpgen.sources.query import QuerySource
 
-        return QuerySource(spec, accounts=s3_options.get("accounts", ()), regions=s3_options.get("regions", ()),
-                           client_options=s3_options.get("client_options"), **query)
+        return QuerySource(spec, accounts=accounts, regions=regions, client_options=client_options, **(query or {}))
     if spec.startswith("s3://"):
         from lpgen.sources.s3 import S3Source
 
-        return S3Source(spec, **s3_options)
+        return S3Source(spec, window=window, accounts=accounts, regions=regions, client_options=client_options,
+                        cache=cache)
     if spec == "cloudtrail:lookup" or spec.startswith("cloudtrail:lookup:"):
         from lpgen.sources.lookup import LookupSource
 
-        regions = s3_options.get("regions") or (None,)
-        return LookupSource(spec, window=s3_options.get("window") or Window(), region=regions[0],
-                            client_options=s3_options.get("client_options"))
+        return LookupSource(spec, window=window, region=api_region, client_options=client_options)
+    if spec.startswith("logs:"):
+        from lpgen.sources.logs import LogsSource
+
+        return LogsSource(spec, window=window, region=api_region, client_options=client_options)
     return LocalSource(spec)

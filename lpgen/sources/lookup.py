@@ -18,8 +18,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lpgen.aws import error_message
-from lpgen.filters import FilterError, Window
-from lpgen.sources.base import Blob, BlobSource, Listing
+from lpgen.filters import FilterError, Window, as_datetime
+from lpgen.sources.base import AwsSource, Blob, Listing
 
 ATTRIBUTES = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource",
               "AccessKeyId")
@@ -30,7 +30,9 @@ MIN_INTERVAL = 0.5
 NOTE = "LookupEvents returns management events only (90 days): data events (S3 objects, Lambda invokes...) are not in it"
 
 
-class LookupSource(BlobSource):
+class LookupSource(AwsSource):
+    service = "cloudtrail"
+
     def __init__(self, spec: str, *, window: Window = Window(), region: str | None = None,
                  client_options: dict[str, Any] | None = None,
                  client_factory: Callable[[str], Any] | None = None, now: datetime | None = None) -> None:
@@ -43,28 +45,14 @@ class LookupSource(BlobSource):
                 raise FilterError(f"{spec}: expected cloudtrail:lookup[:ATTRIBUTE=VALUE] with ATTRIBUTE one of "
                                  f"{', '.join(ATTRIBUTES)}")
             self.attribute = (key, value)
-        self.window, self.region = window, region
-        self.client_options = dict(client_options or {})
-        self._factory = client_factory
-        self.now = now
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_factory"] = None
-        return state
-
-    def _client(self):
-        if self._factory is None:
-            from lpgen.aws import client_factory
-
-            self._factory = client_factory(region=self.region, **self.client_options)
-        return self._factory("cloudtrail")
+        super().__init__(region=region, client_options=client_options, client_factory=client_factory)
+        self.window, self.now = window, now
 
     def span(self) -> tuple[datetime, datetime]:
         now = self.now or datetime.now(timezone.utc)
         earliest = now - timedelta(days=RETENTION_DAYS)
-        start = max(earliest, _parse(self.window.since)) if self.window.since else earliest
-        end = min(now, _parse(self.window.until)) if self.window.until else now
+        start = max(earliest, as_datetime(self.window.since)) if self.window.since else earliest
+        end = min(now, as_datetime(self.window.until)) if self.window.until else now
         return start, end
 
     def list(self) -> Listing:
@@ -73,14 +61,14 @@ class LookupSource(BlobSource):
         key = (f"cloudtrail:lookup:{self.region or 'default'}{attribute}:"
                f"{start:%Y-%m-%dT%H:%M:%SZ}..{end:%Y-%m-%dT%H:%M:%SZ}")
         notes = [f"{self.label}: {NOTE}"]
-        if self.window.since and _parse(self.window.since) < start:
+        if self.window.since and as_datetime(self.window.since) < start:
             notes.append(f"{self.label}: the window starts before the {RETENTION_DAYS}-day event history: "
                          f"read from {start:%Y-%m-%d}")
         return Listing(blobs=(Blob(key=key),), notes=tuple(notes))
 
     def read(self, blob: Blob) -> bytes:
         """Every page of the lookup, paced to the service's rate limit, as one lookup-events document."""
-        client = self._client()
+        client = self.client()
         start, end = self.span()
         request: dict[str, Any] = {"StartTime": start, "EndTime": end, "MaxResults": 50}
         if self.attribute:
@@ -102,6 +90,3 @@ class LookupSource(BlobSource):
             raise OSError(f"LookupEvents failed: {error_message(exc)}") from None
         return json.dumps({"Events": events}).encode()
 
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -4,13 +4,15 @@ Listing walks only the prefixes the window, ``--account`` and ``--region`` need:
 ``AWSLogs/[<org-id>/]<account>/CloudTrail/<region>/YYYY/MM/DD/``, one listing per day and
 region (never the whole bucket when a window is given). Events of global services land in
 us-east-1, so it is always listed when regions are filtered. Objects are read whole, one
-per task, in the worker processes; the ledger knows them by key and ETag.
+at a time, in the worker processes, and never written to disk unless a cache directory is
+given (:mod:`lpgen.sources.cache`); the ledger knows them by key and ETag.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -19,38 +21,31 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lpgen.aws import error_message
 from lpgen.filters import Window
 from lpgen.model import Problem
-from lpgen.sources.base import Blob, BlobSource, Listing, delivery_day, is_digest
+from lpgen.sources.base import AwsSource, Blob, Listing, delivery_day, is_digest
+from lpgen.sources.cache import ObjectCache
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
 GLOBAL_REGION = "us-east-1"
 
 
-class S3Source(BlobSource):
+class S3Source(AwsSource):
     """CloudTrail log files in an S3 bucket. Picklable: each process makes its own client."""
 
+    service = "s3"
+
     def __init__(self, url: str, *, window: Window = Window(), accounts: tuple[str, ...] = (),
-                 regions: tuple[str, ...] = (), client_options: dict[str, Any] | None = None) -> None:
+                 regions: tuple[str, ...] = (), client_options: dict[str, Any] | None = None,
+                 client_factory: Callable[[str], Any] | None = None, cache: str | os.PathLike[str] | None = None,
+                 ) -> None:
         if not url.startswith("s3://"):
             raise ValueError(f"{url} is not an s3:// URL")
+        super().__init__(client_options=client_options, client_factory=client_factory)
         self.label = url
         self.bucket, _, prefix = url[5:].partition("/")
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.window, self.accounts, self.regions = window, tuple(accounts), tuple(regions)
-        self.client_options = dict(client_options or {})
-        self._client = None
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_client"] = None
-        return state
-
-    def client(self):
-        if self._client is None:
-            from lpgen.aws import client_factory
-
-            self._client = client_factory(**self.client_options)("s3")
-        return self._client
+        self.cache = ObjectCache(cache) if cache is not None else None
 
     # -- listing --------------------------------------------------------------
 
@@ -129,18 +124,29 @@ class S3Source(BlobSource):
         return Listing(blobs=tuple(sorted(blobs, key=lambda b: b.key)))
 
     def read(self, blob: Blob) -> bytes:
-        return self.read_digest(blob)[0]
+        """The object's bytes: from the cache when it holds this ETag, else from S3 (then cached)."""
+        key = blob.key[len(f"s3://{self.bucket}/"):]
+        if self.cache is not None:
+            cached = self.cache.get(self.bucket, key, blob.version, blob.size)
+            if cached is not None:
+                return cached
+        data = self._get(key, blob)[0]
+        if self.cache is not None:
+            self.cache.put(self.bucket, key, blob.version, data)
+        return data
 
     def read_digest(self, blob: Blob) -> tuple[bytes, dict[str, str]]:
-        """The object's bytes and its user metadata (``x-amz-meta-*``, where a digest's signature is)."""
-        key = blob.key[len(f"s3://{self.bucket}/"):]
+        """The object's bytes and its user metadata (``x-amz-meta-*``, where a digest's signature is);
+        never from the cache, which keeps no metadata."""
+        return self._get(blob.key[len(f"s3://{self.bucket}/"):], blob)
+
+    def _get(self, key: str, blob: Blob) -> tuple[bytes, dict[str, str]]:
         try:
             extra = {"IfMatch": f'"{blob.version}"'} if blob.version else {}
             response = self.client().get_object(Bucket=self.bucket, Key=key, **extra)
             return response["Body"].read(), dict(response.get("Metadata") or {})
         except (BotoCoreError, ClientError) as exc:
             raise OSError(error_message(exc)) from None
-
 
 def _days(window: Window) -> list[date] | None:
     """The delivery days a window needs (a day's slack each side), or None to list everything."""
