@@ -30,7 +30,6 @@ identifier is checked, so no input can change the query's structure.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import textwrap
 from collections.abc import Iterable
@@ -426,22 +425,22 @@ class Aggregate:
 def _json_list(text: str | None) -> list:
     if not text:
         return []
-    value = json.loads(text)
+    value = msgspec.json.decode(text)
     return value if isinstance(value, list) else []
 
 
 def _lake_document(text: str) -> bytes:
     """Lake's ``map<string,string>`` (request parameters, response elements) as the document CloudTrail
     wrote: nested JSON and booleans restored."""
-    flat = json.loads(text)
+    flat = msgspec.json.decode(text)
     if not isinstance(flat, dict):
         return b"null"
     document = {}
     for key, value in flat.items():
-        if isinstance(value, str) and value[:1] in "{[":
+        if isinstance(value, str) and value[:1] in ("{", "["):
             try:
-                value = json.loads(value)
-            except ValueError:
+                value = msgspec.json.decode(value)
+            except msgspec.DecodeError:
                 pass
         elif value in ("true", "false"):
             value = value == "true"

@@ -700,3 +700,15 @@ def test_mine_athena_needs_only_the_athena_permissions_of_lpgens_own_policy(athe
     # moto answers this JSON API's denial in XML, which botocore shows raw: the code is in it
     assert refused.exit_code == 1 and "warning: athena:trail.cloudtrail: Athena: " in refused.output
     assert "AccessDenied" in refused.output and "Traceback" not in refused.output
+
+
+def test_rows_of_another_shape_are_one_problem_and_no_ledger_entry(tmp_path):
+    client, stub = stubbed("cloudtrail")
+    stub.add_response("start_query", {"QueryId": LQ})
+    stub.add_response("describe_query", {"QueryId": LQ, "QueryStatus": "FINISHED"}, {"QueryId": LQ})
+    stub.add_response("get_query_results", {"QueryResultRows": [[{"kind": "usage"}, {"principal": "p"},
+                                                                  {"events": "1"}, {"samples": "[not json"}]]})
+    with stub, UsageStore(tmp_path / "s.db") as store:
+        report = mine([lake_source(client)], store)
+        assert store.inputs() == [] and list(store.usage()) == []
+    assert report.problems[0].reason.startswith("unexpected query result")
