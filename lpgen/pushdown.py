@@ -43,7 +43,7 @@ from lpgen.fields import created_keys, event_fields
 from lpgen.filters import FilterError, Window, principal_matcher
 from lpgen.model import DENIED, ERROR, OK
 from lpgen.normalize import account_of
-from lpgen.store import MAX_SAMPLES, Totals, merge_small, merge_totals
+from lpgen.store import MAX_SAMPLES, Totals, merge_totals
 
 ENGINES = ("athena", "lake")
 MAX_ERROR_CODES = 5
@@ -483,18 +483,18 @@ def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals:
         principal = row.get("principal")
         if wanted is not None and not wanted(principal):
             continue
-        key = (principal, row.get("source"), row.get("name"), row.get("error_class"), row.get("region"), row.get("invoked_by") or "",
-               _fields(engine, row))
+        key = (principal, row.get("source"), row.get("name"), row.get("error_class"), row.get("region"),
+               row.get("invoked_by") or "", _fields(engine, row))
         codes = sorted({c for c in _json_list(row.get("error_codes")) if c})[:MAX_ERROR_CODES]
         samples = sorted({s for s in _json_list(row.get("samples")) if s})[:MAX_SAMPLES]
-        totals = [int(row.get("events") or 0), row.get("first_seen"), row.get("last_seen"), row.get("category") or None, codes, samples]
+        totals = [int(row.get("events") or 0), row.get("first_seen"), row.get("last_seen"), row.get("category") or None,
+                  codes, samples]
         h = key_hash(key)
         mine = out.usage.get(h)
         if mine is None:
             out.usage[h], out.keys[h] = totals, key
-        else:
+        else:  # groups the query kept apart (finer candidate tokens) that end with equal fields
             merge_totals(mine, totals)
-            mine[4] = merge_small(mine[4], [], MAX_ERROR_CODES)
         account = account_of(principal, row.get("principal_account") or "unknown")
         out.principals.setdefault(principal, (row.get("principal_type") or "unknown", account))
     return out
