@@ -7,6 +7,11 @@ timestamp, ``requestparameters`` a ``map<string,string>`` with nested documents 
 text, ``useridentity.identityprovider``). lpgen's Trino SQL is transpiled with sqlglot to
 DuckDB and run; its rows, turned into store rows, must equal what mining the same files
 gives, row by row.
+
+Running it: Athena through moto's server (seeded with the rows DuckDB computed; moto does not
+page results, so paging is shown with botocore's Stubber), CloudTrail Lake through the Stubber
+(moto has no Lake): polling, pages, failed, cancelled, timed-out and throttled queries, the
+ledger's time ranges, and the permissions of lpgen's own policy.
 """
 
 from __future__ import annotations
