@@ -604,3 +604,94 @@ def who_command(resource, sources, store, fmt):
     """Which principals touched RESOURCE (an ARN, an instance id, a bucket, function, table or queue name), when."""
     rows, _, _ = _evidence(store, sources)
     click.echo(render_who(resource, who(rows, resource), fmt), nl=False)
+
+
+# -- lpgen sam ------------------------------------------------------------------------------------
+
+
+def _pairs(values: tuple[str, ...], option: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key or not rest:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=option)
+        out.append((key, rest))
+    return tuple(out)
+
+
+@main.command("sam")
+@click.argument("template", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("sources", nargs=-1, metavar="[SOURCE...]")
+@store_option
+@click.option("--stack", metavar="NAME", help="The deployed stack: matches functions to roles (--live: "
+              "ListStackResources; offline: role names <stack>-<LogicalId>Role-<suffix>).")
+@click.option("--map", "role_map", multiple=True, metavar="LOGICALID=ROLEARN",
+              help="The role a function runs as (repeatable); wins over every other match.")
+@click.option("--parameter", "parameters", multiple=True, metavar="KEY=VALUE",
+              help="A template parameter's value (repeatable); otherwise its Default.")
+@click.option("--region", help="AWS::Region (default: where the matched roles were used).")
+@click.option("--account-id", help="AWS::AccountId (default: the matched roles' account).")
+@click.option("--partition", default="aws", show_default=True, help="AWS::Partition.")
+@click.option("--live", is_flag=True, help="Match functions to roles with the stack's resources (read-only calls).")
+@click.option("--profile", help="AWS profile for --live.")
+@click.option("--endpoint-url", help="AWS endpoint for --live (tests, private endpoints).")
+@click.option("--min-days", type=click.IntRange(min=0), default=30, show_default=True,
+              help="Call nothing unused when the window covers fewer days.")
+@click.option("--patch", "patch_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the unified diff to the template's Policies: here ('-': standard output).")
+@click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical"]),
+              help="Exit 1 when a finding has this severity or more (for CI).")
+@format_option("text", "json", "md", "sarif")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
+@library_errors
+def sam_command(template, sources, store, stack, role_map, parameters, region, account_id, partition, live, profile,
+                endpoint_url, min_days, patch_file, fail_on, fmt, output):
+    """Review a SAM or CloudFormation template: what each function is granted, and with
+    CloudTrail (SOURCEs or --store), what it used and the tightest Policies: as a patch."""
+    from lpgen.sam_report import PatchError, fails, render_patch
+    from lpgen.sam_report import render as render_review
+    from lpgen.sam_review import ReviewOptions, match_live, review
+    from lpgen.template import Pseudo, TemplateError, load_template
+
+    options = ReviewOptions(parameters=_pairs(parameters, "--parameter"), role_map=_pairs(role_map, "--map"),
+                            pseudo=Pseudo(region=region, account=account_id, partition=partition, stack=stack),
+                            diff=DiffOptions(min_days=min_days))
+    if live and not stack:
+        raise click.UsageError("--live needs --stack NAME")
+    use_store = bool(sources) or click.get_current_context().get_parameter_source("store").name != "DEFAULT"
+    if patch_file and not use_store:
+        raise click.UsageError("--patch needs CloudTrail: give SOURCEs to mine or --store")
+    try:
+        loaded = load_template(template)
+        rows = coverage = matches = None
+        if use_store:
+            with UsageStore(store, create=bool(sources)) as usage_store:
+                if sources:
+                    _warn(mine([open_source(s) for s in sources], usage_store).problems)
+                rows, coverage = list(usage_store.usage(include_service=True)), usage_store.coverage()
+        if live:
+            from lpgen.sam import analyse
+
+            factory = client_factory(profile=profile, region=region, endpoint_url=endpoint_url)
+            try:
+                matches = dict(match_live(analyse(loaded, dict(options.parameters), options.pseudo), stack, factory))
+            except (BotoCoreError, ClientError) as exc:
+                raise click.ClickException(f"reading stack {stack}: {exc}") from None
+            matches.update({k: (v, "--map") for k, v in options.role_map})
+            rows = rows if rows is not None else []
+        result = review(loaded, options, rows, coverage, matches)
+        text = render_review(result, fmt)
+        if patch_file:
+            diff_text = render_patch(result)
+            if str(patch_file) == "-":
+                click.echo(diff_text, nl=False)
+            else:
+                patch_file.write_text(diff_text, encoding="utf-8")
+    except (TemplateError, PatchError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if output:
+        output.write_text(text, encoding="utf-8")
+    elif str(patch_file) != "-":
+        click.echo(text, nl=False)
+    if fails(result, fail_on):
+        sys.exit(1)

@@ -205,3 +205,18 @@ def test_report_live_needs_only_its_policy(account, store):
     assert {ROLE, USER} <= set(held) and held[ROLE]["granted"] > 0
     denied = account.run_as_runner("attached --live", ["report", "--store", store, "--live", "--region", "us-east-1"])
     assert denied.exit_code == 1 and "ListRoles" in denied.output
+
+
+def test_sam_live_needs_only_its_policy(account):
+    seed("cloudformation", account.endpoint).create_stack(StackName="jobs", TemplateBody=json.dumps({"Resources": {
+        "WorkerFunctionRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": "jobs-WorkerFunctionRole-1A2B3C", "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}}}}))
+    args = ["sam", str(ROOT / "fixtures" / "sam" / "sqs-poller.yaml"), "--live", "--stack", "jobs",
+            "--region", "us-east-1", "--format", "json"]
+    result = account.run_as_runner("sam --live --stack NAME", args)
+    assert result.exit_code == 0, result.output
+    (worker,) = json.loads(result.output)["functions"]
+    assert worker["role"] == f"arn:aws:iam::{ACCOUNT}:role/jobs-WorkerFunctionRole-1A2B3C"
+    denied = account.run_as_runner("attached --live", args)
+    assert denied.exit_code == 1 and "ListStackResources" in denied.output
