@@ -294,7 +294,8 @@ def _in(column: str, items: Iterable[str]) -> str:
 
 def where_conditions(spec: QuerySpec) -> list[str]:
     """The WHERE clause: records lpgen can use, the window, accounts and regions (with partitions)."""
-    conditions = ["coalesce(eventsource, '') <> ''", "coalesce(eventname, '') <> ''"]
+    # the records mining keeps: an API call with a time (others are problems there, skipped here)
+    conditions = ["coalesce(eventsource, '') <> ''", "coalesce(eventname, '') <> ''", "eventtime IS NOT NULL"]
     conditions += _time_conditions(spec)
     if spec.accounts:
         if spec.engine == "athena" and spec.partitions.account:

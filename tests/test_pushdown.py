@@ -117,7 +117,8 @@ def lake_row(r: dict) -> list:
     """A record as a Lake event data store holds it."""
     resources = r.get("resources")
     as_map = lambda part: None if r.get(part) is None else {k: _map_value(v) for k, v in r[part].items()}
-    return [_identity(r.get("userIdentity"), lake=True), r["eventTime"].replace("T", " ").rstrip("Z"), *_common(r),
+    when = r.get("eventTime")
+    return [_identity(r.get("userIdentity"), lake=True), when and when.replace("T", " ").rstrip("Z"), *_common(r),
             as_map("requestParameters"), as_map("responseElements"),
             None if resources is None else [{"accountid": x.get("accountId"), "type": x.get("type"),
                                              "arn": x.get("ARN"), "arnprefix": x.get("ARNPrefix")} for x in resources]]
@@ -312,10 +313,13 @@ def test_every_identity_shape_resolves_as_normalize_resolves_it(spec, tmp_path):
                for name, identity in IDENTITIES.items()]
     records.append((make_record(identity=assumed_role(), eventType="AwsServiceEvent", source="kms.amazonaws.com"),
                     "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/02/service-event.json.gz"))
+    # records mining skips as problems, which the query leaves out
+    records += [(make_record(name="NoTime", time=None), "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/02/x"),
+                (make_record(source=""), "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/02/y")]
     pushed, local = both_ways(records, spec, tmp_path)
     assert pushed["principals"] == local["principals"]
     assert pushed["usage"] == local["usage"]
-    assert len(local["principals"]) == len(records) - 1  # "service" and the service event share one
+    assert len(local["principals"]) == len(records) - 3  # "service" and the service event share one
 
 
 # -- running it: Athena through moto's server, CloudTrail Lake through botocore's Stubber -------------
