@@ -468,6 +468,9 @@ def _fields(engine: str, row: dict[str, str | None]) -> str:
     return msgspec.json.encode(fields).decode()
 
 
+_REQUIRED = ("principal", "source", "name", "error_class", "region", "first_seen", "last_seen")
+
+
 def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals: tuple[str, ...] = ()) -> Aggregate:
     """Store rows from the query's result rows (column name → text, as both APIs return them; Lake leaves
     NULL columns out)."""
@@ -481,7 +484,10 @@ def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals:
             records = row.get("records") or row.get("events") or 0
             out.coverage[key] = [int(records), row.get("first_seen"), row.get("last_seen")]
             continue
-        principal = row.get("principal")
+        missing = [c for c in _REQUIRED if not row.get(c)]
+        if missing:  # not what lpgen's query returns: say so rather than store half a row
+            raise ValueError(f"a usage row without {', '.join(missing)}")
+        principal = row["principal"]
         if wanted is not None and not wanted(principal):
             continue
         key = (principal, row.get("source"), row.get("name"), row.get("error_class"), row.get("region"),

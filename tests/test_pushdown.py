@@ -711,13 +711,22 @@ def test_mine_athena_needs_only_the_athena_permissions_of_lpgens_own_policy(athe
     assert "AccessDenied" in refused.output and "Traceback" not in refused.output
 
 
-def test_rows_of_another_shape_are_one_problem_and_no_ledger_entry(tmp_path):
+GOOD_ROW = {"kind": "usage", "principal": "arn:aws:iam::1:role/r", "source": "s3.amazonaws.com", "name": "GetObject",
+            "error_class": "ok", "region": "eu-west-1", "events": "1", "first_seen": "2026-11-02T00:00:00Z",
+            "last_seen": "2026-11-02T00:00:00Z"}
+
+
+@pytest.mark.parametrize("row, reason", [
+    ({"kind": "usage", "principal": "p", "events": "1"}, "ValueError('a usage row without source, name"),
+    ({**GOOD_ROW, "samples": "[not json"}, "DecodeError("),
+    ({**GOOD_ROW, "events": "many"}, "ValueError(\"invalid literal"),
+], ids=["missing-columns", "bad-json", "bad-count"])
+def test_rows_of_another_shape_are_one_problem_and_no_ledger_entry(row, reason, tmp_path):
     client, stub = stubbed("cloudtrail")
     stub.add_response("start_query", {"QueryId": LQ})
     stub.add_response("describe_query", {"QueryId": LQ, "QueryStatus": "FINISHED"}, {"QueryId": LQ})
-    stub.add_response("get_query_results", {"QueryResultRows": [[{"kind": "usage"}, {"principal": "p"},
-                                                                  {"events": "1"}, {"samples": "[not json"}]]})
+    stub.add_response("get_query_results", {"QueryResultRows": [[{k: v} for k, v in row.items()]]})
     with stub, UsageStore(tmp_path / "s.db") as store:
         report = mine([lake_source(client)], store)
         assert store.inputs() == [] and list(store.usage()) == []
-    assert report.problems[0].reason.startswith("unexpected query result")
+    assert report.problems[0].reason.startswith(f"unexpected query result: {reason}")
