@@ -130,6 +130,15 @@ def open_sources(specs, window: Window, accounts, regions, profile, endpoint_url
     return [open_source(s, **options) for s in specs]
 
 
+def log_sources(sources: list, command: str) -> list:
+    """``sources``, refusing athena: and lake: ones: they return aggregates, not the records ``command`` reads."""
+    for source in sources:
+        if isinstance(source, QuerySource):
+            raise click.ClickException(f"{source.label}: athena: and lake: sources return aggregates, not records "
+                                       f"or log files: `lpgen {command}` cannot read them")
+    return sources
+
+
 def run_verify(sources, window: Window, profile, endpoint_url) -> IntegrityReport:
     """Integrity of ``sources``; digest signatures are checked against CloudTrail's keys for s3:// ones."""
     keys = public_key_lookup(lambda region: client_factory(profile=profile, region=region, endpoint_url=endpoint_url))
@@ -242,8 +251,8 @@ def verify_command(sources, since, until, accounts, regions, profile, endpoint_u
     CloudTrail's public keys (ListPublicKeys). Exit status 1 when anything fails.
     """
     window = make_window(since, until)
-    report = run_verify(open_sources(sources, window, accounts, regions, profile, endpoint_url), window, profile,
-                        endpoint_url)
+    report = run_verify(log_sources(open_sources(sources, window, accounts, regions, profile, endpoint_url), "verify"),
+                        window, profile, endpoint_url)
     click.echo(render_integrity(report, fmt), nl=False)
     if not report.ok:
         sys.exit(1)
@@ -372,7 +381,7 @@ def map_command(sources, fmt, max_inflate):
     """Print, per event, the IAM actions it needed (one JSON object per line)."""
     problems: list[Problem] = []
     for spec in sources:
-        source = open_source(spec)
+        (source,) = log_sources([open_source(spec)], "map")
         listing = source.list()
         problems.extend(listing.problems)
         for blob in listing.blobs:

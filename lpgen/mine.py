@@ -306,11 +306,12 @@ class MineReport:
     first_time: str | None = None
     last_time: str | None = None
     seconds: float = 0.0
+    queries: int = 0  # athena:/lake: queries that ran (an empty answer is still an answer)
 
     @property
     def found_nothing(self) -> bool:
         """Nothing readable at all: every input failed and none was known already."""
-        return self.records == 0 and self.known == 0 and self.outside_window == 0
+        return self.records == 0 and self.known == 0 and self.outside_window == 0 and self.queries == 0
 
 
 Progress = Callable[[MineReport], None]

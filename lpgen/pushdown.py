@@ -30,7 +30,6 @@ identifier is checked, so no input can change the query's structure.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import textwrap
 from collections.abc import Iterable
@@ -44,7 +43,7 @@ from lpgen.fields import created_keys, event_fields
 from lpgen.filters import FilterError, Window, principal_matcher
 from lpgen.model import DENIED, ERROR, OK
 from lpgen.normalize import account_of
-from lpgen.store import MAX_SAMPLES, Totals, merge_small, merge_totals
+from lpgen.store import MAX_SAMPLES, Totals, merge_totals
 
 ENGINES = ("athena", "lake")
 MAX_ERROR_CODES = 5
@@ -97,12 +96,12 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_STORE_ID = re.compile(r"^(?:arn:[\w-]+:cloudtrail:[a-z0-9-]+:\d{12}:eventdatastore/)?([A-Za-z0-9-]{1,128})$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_STORE_ID = re.compile(r"(?:arn:[\w-]+:cloudtrail:[a-z0-9-]+:\d{12}:eventdatastore/)?([A-Za-z0-9-]{1,128})")
 
 
 def identifier(name: str) -> str:
-    if not _IDENTIFIER.match(name):
+    if not _IDENTIFIER.fullmatch(name):
         raise FilterError(f"{name!r} is not a table or column name (letters, digits, _ and -)")
     return f'"{name}"'
 
@@ -110,7 +109,7 @@ def identifier(name: str) -> str:
 def table_name(engine: str, table: str) -> str:
     """The FROM clause's name: ``"db"."table"`` for Athena, the event data store id for Lake."""
     if engine == "lake":
-        m = _STORE_ID.match(table)
+        m = _STORE_ID.fullmatch(table)
         if not m:
             raise FilterError(f"{table!r} is not an event data store id or ARN")
         return m[1]
@@ -121,17 +120,24 @@ def table_name(engine: str, table: str) -> str:
 
 
 def like_pattern(glob: str) -> str:
-    """A LIKE pattern (escape ``\\``) matching at least what the glob matches: ``*`` → ``%``, ``?`` → ``_``."""
-    out = []
-    for ch in glob:
-        if ch in "%_\\":
-            out.append("\\" + ch)
-        elif ch == "*":
-            out.append("%")
-        elif ch == "?":
+    """A LIKE pattern (escape ``\\``) matching at least what the glob matches.
+
+    ``*`` → ``%``, ``?`` and a class such as ``[ab]`` or ``[!0-9]`` → ``_`` (any one character);
+    lpgen re-checks each row with the exact glob.
+    """
+    out, i = [], 0
+    while i < len(glob):
+        ch = glob[i]
+        end = -1
+        if ch == "[":  # where fnmatch ends the class: a ] right after [ or [! is part of it
+            j = i + 2 if glob[i + 1:i + 2] == "!" else i + 1
+            end = glob.find("]", j + 1 if glob[j:j + 1] == "]" else j)
+        if end != -1:
             out.append("_")
-        else:
-            out.append(ch)
+            i = end + 1
+            continue
+        out.append("\\" + ch if ch in "%_\\" else "%" if ch == "*" else "_" if ch == "?" else ch)
+        i += 1
     return "".join(out)
 
 
@@ -288,7 +294,8 @@ def _in(column: str, items: Iterable[str]) -> str:
 
 def where_conditions(spec: QuerySpec) -> list[str]:
     """The WHERE clause: records lpgen can use, the window, accounts and regions (with partitions)."""
-    conditions = ["coalesce(eventsource, '') <> ''", "coalesce(eventname, '') <> ''"]
+    # the records mining keeps: an API call with a time (others are problems there, skipped here)
+    conditions = ["coalesce(eventsource, '') <> ''", "coalesce(eventname, '') <> ''", "eventtime IS NOT NULL"]
     conditions += _time_conditions(spec)
     if spec.accounts:
         if spec.engine == "athena" and spec.partitions.account:
@@ -419,22 +426,22 @@ class Aggregate:
 def _json_list(text: str | None) -> list:
     if not text:
         return []
-    value = json.loads(text)
+    value = msgspec.json.decode(text)
     return value if isinstance(value, list) else []
 
 
 def _lake_document(text: str) -> bytes:
     """Lake's ``map<string,string>`` (request parameters, response elements) as the document CloudTrail
     wrote: nested JSON and booleans restored."""
-    flat = json.loads(text)
+    flat = msgspec.json.decode(text)
     if not isinstance(flat, dict):
         return b"null"
     document = {}
     for key, value in flat.items():
-        if isinstance(value, str) and value[:1] in "{[":
+        if isinstance(value, str) and value[:1] in ("{", "["):
             try:
-                value = json.loads(value)
-            except ValueError:
+                value = msgspec.json.decode(value)
+            except msgspec.DecodeError:
                 pass
         elif value in ("true", "false"):
             value = value == "true"
@@ -461,6 +468,9 @@ def _fields(engine: str, row: dict[str, str | None]) -> str:
     return msgspec.json.encode(fields).decode()
 
 
+_REQUIRED = ("principal", "source", "name", "error_class", "region", "first_seen", "last_seen")
+
+
 def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals: tuple[str, ...] = ()) -> Aggregate:
     """Store rows from the query's result rows (column name → text, as both APIs return them; Lake leaves
     NULL columns out)."""
@@ -474,21 +484,24 @@ def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals:
             records = row.get("records") or row.get("events") or 0
             out.coverage[key] = [int(records), row.get("first_seen"), row.get("last_seen")]
             continue
-        principal = row.get("principal")
+        missing = [c for c in _REQUIRED if not row.get(c)]
+        if missing:  # not what lpgen's query returns: say so rather than store half a row
+            raise ValueError(f"a usage row without {', '.join(missing)}")
+        principal = row["principal"]
         if wanted is not None and not wanted(principal):
             continue
-        key = (principal, row.get("source"), row.get("name"), row.get("error_class"), row.get("region"), row.get("invoked_by") or "",
-               _fields(engine, row))
+        key = (principal, row.get("source"), row.get("name"), row.get("error_class"), row.get("region"),
+               row.get("invoked_by") or "", _fields(engine, row))
         codes = sorted({c for c in _json_list(row.get("error_codes")) if c})[:MAX_ERROR_CODES]
         samples = sorted({s for s in _json_list(row.get("samples")) if s})[:MAX_SAMPLES]
-        totals = [int(row.get("events") or 0), row.get("first_seen"), row.get("last_seen"), row.get("category") or None, codes, samples]
+        totals = [int(row.get("events") or 0), row.get("first_seen"), row.get("last_seen"), row.get("category") or None,
+                  codes, samples]
         h = key_hash(key)
         mine = out.usage.get(h)
         if mine is None:
             out.usage[h], out.keys[h] = totals, key
-        else:
+        else:  # groups the query kept apart (finer candidate tokens) that end with equal fields
             merge_totals(mine, totals)
-            mine[4] = merge_small(mine[4], [], MAX_ERROR_CODES)
         account = account_of(principal, row.get("principal_account") or "unknown")
         out.principals.setdefault(principal, (row.get("principal_type") or "unknown", account))
     return out

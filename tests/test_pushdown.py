@@ -7,6 +7,11 @@ timestamp, ``requestparameters`` a ``map<string,string>`` with nested documents 
 text, ``useridentity.identityprovider``). lpgen's Trino SQL is transpiled with sqlglot to
 DuckDB and run; its rows, turned into store rows, must equal what mining the same files
 gives, row by row.
+
+Running it: Athena through moto's server (seeded with the rows DuckDB computed; moto does not
+page results, so paging is shown with botocore's Stubber), CloudTrail Lake through the Stubber
+(moto has no Lake): polling, pages, failed, cancelled, timed-out and throttled queries, the
+ledger's time ranges, and the permissions of lpgen's own policy.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lpgen.filters import FilterError, Window
 from lpgen.mine import MineOptions, mine
@@ -110,7 +117,8 @@ def lake_row(r: dict) -> list:
     """A record as a Lake event data store holds it."""
     resources = r.get("resources")
     as_map = lambda part: None if r.get(part) is None else {k: _map_value(v) for k, v in r[part].items()}
-    return [_identity(r.get("userIdentity"), lake=True), r["eventTime"].replace("T", " ").rstrip("Z"), *_common(r),
+    when = r.get("eventTime")
+    return [_identity(r.get("userIdentity"), lake=True), when and when.replace("T", " ").rstrip("Z"), *_common(r),
             as_map("requestParameters"), as_map("responseElements"),
             None if resources is None else [{"accountid": x.get("accountId"), "type": x.get("type"),
                                              "arn": x.get("ARN"), "arnprefix": x.get("ARNPrefix")} for x in resources]]
@@ -305,10 +313,13 @@ def test_every_identity_shape_resolves_as_normalize_resolves_it(spec, tmp_path):
                for name, identity in IDENTITIES.items()]
     records.append((make_record(identity=assumed_role(), eventType="AwsServiceEvent", source="kms.amazonaws.com"),
                     "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/02/service-event.json.gz"))
+    # records mining skips as problems, which the query leaves out
+    records += [(make_record(name="NoTime", time=None), "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/02/x"),
+                (make_record(source=""), "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/02/y")]
     pushed, local = both_ways(records, spec, tmp_path)
     assert pushed["principals"] == local["principals"]
     assert pushed["usage"] == local["usage"]
-    assert len(local["principals"]) == len(records) - 1  # "service" and the service event share one
+    assert len(local["principals"]) == len(records) - 3  # "service" and the service event share one
 
 
 # -- running it: Athena through moto's server, CloudTrail Lake through botocore's Stubber -------------
@@ -491,9 +502,10 @@ def test_a_later_run_queries_only_the_time_no_earlier_query_covered(tmp_path):
     with UsageStore(tmp_path / "s.db") as store:
         for window in (week, Window(since="2026-11-01T00:00:00Z", until="2026-11-10T23:59:59Z"), week):
             mine([Recording("athena:trail.cloudtrail", now=now)], store, MineOptions(window=window))
-        mine([Recording("athena:trail.cloudtrail", now=now)], store, MineOptions(window=Window()))
+        report = mine([Recording("athena:trail.cloudtrail", now=now)], store, MineOptions(window=Window()))
         keys = sorted(i.key for i in store.inputs())
     assert len(asked) == 3  # the third run had nothing new to ask
+    assert not report.found_nothing  # an empty answer is an answer: a periodic run exits 0
     assert ("eventtime >= '2026-11-01T00:00:00Z' AND eventtime <= '2026-11-01T23:59:59Z'" in asked[1]
             and "eventtime >= '2026-11-09T00:00:00Z' AND eventtime <= '2026-11-10T23:59:59Z'" in asked[1])
     assert "eventtime <= '2026-10-31T23:59:59Z'" in asked[2] and "'2026-11-20T11:00:00Z'" in asked[2]
@@ -593,3 +605,128 @@ def test_values_with_quotes_and_backslashes_are_grouped_whole_at_any_depth(spec,
     pushed, local = both_ways(records, spec, tmp_path)
     assert len(local["usage"]) > 2 * len(AWKWARD) * len(shapes)  # most calls named something of their own
     assert pushed["usage"] == local["usage"]
+
+
+@pytest.mark.parametrize("command", ["map", "verify"])
+def test_commands_that_read_records_refuse_a_query_source_cleanly(command):
+    from click.testing import CliRunner
+
+    from lpgen.cli import main
+
+    result = CliRunner().invoke(main, [command, "athena:trail.cloudtrail"])
+    assert result.exit_code == 1 and "return aggregates, not records" in result.output
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+
+
+def test_a_query_still_running_after_the_timeout_is_reported_not_waited_for_forever():
+    from lpgen.sources.query import QueryFailed, run_lake
+
+    client, stub = stubbed("cloudtrail")
+    stub.add_response("start_query", {"QueryId": LQ})
+    for _ in range(3):
+        stub.add_response("describe_query", {"QueryId": LQ, "QueryStatus": "RUNNING"}, {"QueryId": LQ})
+    waits = []
+    with stub, pytest.raises(QueryFailed, match=f"CloudTrail Lake query {LQ} still running after 1 s"):
+        run_lake(client, "SELECT 1", sleep=waits.append, timeout=1.0)
+    assert waits == [0.5, 0.75]
+
+
+_LIKE = duckdb.connect()
+
+
+@st.composite
+def principal_and_matching_glob(draw):
+    """A principal, and a glob built from it (or from its name) that fnmatch matches: each character kept,
+    or turned into ?, a class holding it ([x], [!y]) or part of a *."""
+    name = draw(st.text(alphabet="ab-_%\\[]!", min_size=1, max_size=10))  # a name holds no : or /
+    principal = draw(st.sampled_from([name, f"arn:aws:iam::1:role/p/{name}", f"service:{name}"]))
+    glob, chars = [], list(draw(st.sampled_from([principal, name])))
+    while chars:
+        ch = chars.pop(0)
+        how = draw(st.sampled_from(["keep", "keep", "?", "class", "not", "star"]))
+        if how == "keep" and ch not in "*?[":
+            glob.append(ch)
+        elif how == "class" and ch != "!":
+            glob.append(f"[{ch}]")
+        elif how == "not":
+            glob.append("[!" + ("a" if ch != "a" else "b") + "]")
+        elif how == "star":
+            del chars[:draw(st.integers(0, len(chars)))]
+            glob.append("*")
+        else:
+            glob.append("?")
+    return principal, "".join(glob)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pair=principal_and_matching_glob())
+def test_the_sql_principal_filter_keeps_everything_the_glob_keeps(pair):
+    from lpgen.filters import principal_matcher
+    from lpgen.pushdown import like_pattern
+
+    principal, glob = pair
+    assert principal_matcher((glob,))(principal)  # the strategy built a matching glob
+    forms = [like_pattern(glob), "%/" + like_pattern(glob), "%:" + like_pattern(glob)]
+    assert any(_LIKE.execute("SELECT ? LIKE ? ESCAPE '\\'", [principal, f]).fetchone()[0] for f in forms)
+
+
+def test_mine_athena_needs_only_the_athena_permissions_of_lpgens_own_policy(athena_rows, tmp_path):
+    """As a user holding only `mine (Athena source)`'s policy, under moto's IAM enforcement; and refused
+    with another command's policy, with a clear message."""
+    import requests
+    from click.testing import CliRunner
+    from moto import settings as moto_settings
+
+    from lpgen import own_policy
+    from lpgen.cli import main
+
+    from .test_own_policy import for_moto
+
+    previous = moto_settings.INITIAL_NO_AUTH_ACTION_COUNT
+    enforce = lambda endpoint, on: requests.post(f"{endpoint}/moto-api/reset-auth",
+                                                 data=b"0" if on else b"inf", timeout=10)
+    with moto_server() as endpoint:
+        try:
+            requests.post(f"{endpoint}/moto-api/static/athena/query-results", timeout=10,
+                          json={"results": [athena_pages(athena_rows)]}).raise_for_status()
+            iam = seed("iam", endpoint)
+            iam.create_user(UserName="lpgen-runner")
+            key = iam.create_access_key(UserName="lpgen-runner")["AccessKey"]
+            env = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+            results = {}
+            for command in ("mine (Athena source)", "mine (CloudTrail Lake source)"):
+                enforce(endpoint, False)
+                iam.put_user_policy(UserName="lpgen-runner", PolicyName="lpgen", PolicyDocument=json.dumps(
+                    for_moto(own_policy.policy(command, {"WorkGroup": "primary"}))))
+                enforce(endpoint, True)
+                results[command] = CliRunner().invoke(main, [
+                    "mine", "athena:trail.cloudtrail", "--until", "2026-11-10", "--endpoint-url", endpoint,
+                    "--store", str(tmp_path / f"{len(results)}.db")], env=env)
+        finally:
+            requests.post(f"{endpoint}/moto-api/reset-auth", data=str(previous).encode(), timeout=10)
+    allowed, refused = results.values()
+    assert allowed.exit_code == 0, allowed.output
+    # moto answers this JSON API's denial in XML, which botocore shows raw: the code is in it
+    assert refused.exit_code == 1 and "warning: athena:trail.cloudtrail: Athena: " in refused.output
+    assert "AccessDenied" in refused.output and "Traceback" not in refused.output
+
+
+GOOD_ROW = {"kind": "usage", "principal": "arn:aws:iam::1:role/r", "source": "s3.amazonaws.com", "name": "GetObject",
+            "error_class": "ok", "region": "eu-west-1", "events": "1", "first_seen": "2026-11-02T00:00:00Z",
+            "last_seen": "2026-11-02T00:00:00Z"}
+
+
+@pytest.mark.parametrize("row, reason", [
+    ({"kind": "usage", "principal": "p", "events": "1"}, "ValueError('a usage row without source, name"),
+    ({**GOOD_ROW, "samples": "[not json"}, "DecodeError("),
+    ({**GOOD_ROW, "events": "many"}, "ValueError(\"invalid literal"),
+], ids=["missing-columns", "bad-json", "bad-count"])
+def test_rows_of_another_shape_are_one_problem_and_no_ledger_entry(row, reason, tmp_path):
+    client, stub = stubbed("cloudtrail")
+    stub.add_response("start_query", {"QueryId": LQ})
+    stub.add_response("describe_query", {"QueryId": LQ, "QueryStatus": "FINISHED"}, {"QueryId": LQ})
+    stub.add_response("get_query_results", {"QueryResultRows": [[{k: v} for k, v in row.items()]]})
+    with stub, UsageStore(tmp_path / "s.db") as store:
+        report = mine([lake_source(client)], store)
+        assert store.inputs() == [] and list(store.usage()) == []
+    assert report.problems[0].reason.startswith(f"unexpected query result: {reason}")

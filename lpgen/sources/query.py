@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lpgen.aws import error_message
@@ -254,7 +255,7 @@ class QuerySource:
         except QueryFailed as exc:
             report.problems.append(Problem(path=self.label, reason=str(exc)))
             return
-        except (ValueError, KeyError, TypeError) as exc:  # rows of another shape than lpgen's query returns
+        except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:  # rows of another shape than lpgen's
             report.problems.append(Problem(path=self.label, reason=f"unexpected query result: {exc!r}"))
             return
         engine = "Athena DataScannedInBytes" if self.engine == "athena" else "CloudTrail Lake BytesScanned"
@@ -273,6 +274,7 @@ class QuerySource:
                           coverage=agg.coverage, problems=[])
         store.finish_run(run, finished=datetime.now(UTC).strftime(_FORMAT))
         report.mined += 1
+        report.queries += 1
         report.kinds[f"{self.engine}-query"] += 1
         report.records += agg.records
         report.events += agg.events
