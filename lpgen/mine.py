@@ -17,7 +17,7 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import msgspec
 
@@ -166,6 +166,10 @@ def _memo_for(options: MineOptions) -> _Memo:
     return _memo
 
 
+#: How far past now an eventTime may lie before mining says so (clocks and time zones drift).
+FUTURE_SLACK = timedelta(days=1)
+
+
 def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | None = None) -> InputResult:
     """Mine one input's bytes, adding its aggregates to ``into``. Never raises for bad content.
 
@@ -189,6 +193,7 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
     records = events = filtered = 0
     first = last = None
     canonical = CANONICAL_TIME.match
+    horizon = (datetime.now(timezone.utc) + FUTURE_SLACK).strftime("%Y-%m-%dT%H:%M:%SZ")
     for i, r in enumerate(decoded.records):
         ck = (bytes(r.userIdentity), r.eventSource, r.eventName, r.awsRegion, r.errorCode, r.eventType,
               r.eventCategory, r.recipientAccountId)
@@ -205,6 +210,9 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
             out.problems.append(Problem(path=blob.key, record=decoded.position(i), reason=who.bad))
             continue
         records += 1
+        if t > horizon:  # kept (it may be clock skew), but said: a forged or misdated record skews the window
+            out.problems.append(Problem(path=blob.key, record=decoded.position(i), reason=(
+                f"eventTime {t} is in the future: the event is kept; check the trail's clock or the record's origin")))
         ck = who.coverage + t[:10]
         cov = coverage.get(ck)
         if cov is None:
@@ -257,9 +265,28 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
     out.records, out.events, out.filtered = records, events, filtered
     out.first_time, out.last_time = first, last
     out.ids, out.key_of = ids.tobytes(), key_of.tobytes()
+    if len(set(ids)) < len(ids):
+        out.problems.extend(_conflicting_duplicates(blob.key, ids, key_of))
     if decoded.kind is None and not decoded.problems:
         out.problems.append(Problem(path=blob.key, reason="no CloudTrail records found"))
     return out
+
+
+def _conflicting_duplicates(path: str, ids: array, key_of: array) -> list[Problem]:
+    """A problem for eventIDs repeated in one input with a different call, principal or resources.
+
+    A repeated eventID counts once (the first occurrence) wherever it comes from; a repeat that
+    differs in what lpgen aggregates is not a second delivery but a forged or corrupted record.
+    """
+    first: dict[int, int] = {}
+    conflicts = 0
+    for h, k in zip(ids, key_of):
+        if first.setdefault(h, k) != k:
+            conflicts += 1
+    if not conflicts:
+        return []
+    return [Problem(path=path, reason=f"{conflicts} record(s) repeat an earlier eventID with a different call, "
+                                      "principal or resources: the first occurrence is counted, the repeat is not")]
 
 
 def mine_chunk(source: BlobSource, options: MineOptions, blobs: list[Blob]) -> Partial:

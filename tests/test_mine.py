@@ -260,3 +260,38 @@ def test_concurrent_runs_on_one_store_are_serialised(tmp_path):
     mine_into(tmp_path / "alone.db", tmp_path / "logs")
     with UsageStore(tmp_path / "shared.db") as shared, UsageStore(tmp_path / "alone.db") as alone:
         assert shared.contents() == alone.contents()
+
+
+def test_a_repeated_event_id_with_different_content_is_said_and_counted_once(tmp_path):
+    first = make_record(name="GetItem", event_id="same-id")
+    forged = make_record(name="DeleteItem", event_id="same-id")  # same eventID, another call
+    again = dict(first)  # an honest second delivery: same content
+    write_log(delivery_path(tmp_path / "logs"), [first, again, forged, make_record(name="Query")])
+    with UsageStore(tmp_path / "s.db") as store:
+        report = mine([LocalSource(tmp_path / "logs")], store)
+        names = {row.name: row.count for row in store.usage()}
+    assert (report.events, report.duplicates) == (2, 2)
+    assert names == {"GetItem": 1, "Query": 1}  # the first occurrence counts
+    (problem,) = report.problems
+    assert "1 record(s) repeat an earlier eventID with a different call" in problem.reason
+
+
+def test_an_event_in_the_future_is_kept_and_said(tmp_path):
+    write_log(delivery_path(tmp_path / "logs"), [make_record(name="GetItem", time="2099-01-01T00:00:00Z"),
+                                                 make_record(name="Query")])
+    with UsageStore(tmp_path / "s.db") as store:
+        report = mine([LocalSource(tmp_path / "logs")], store)
+        assert {row.name for row in store.usage()} == {"GetItem", "Query"}
+    (problem,) = report.problems
+    assert problem.record == 0 and "eventTime 2099-01-01T00:00:00Z is in the future" in problem.reason
+
+
+def test_a_100_mb_record_is_mined_with_the_rest_of_its_file(tmp_path):
+    big = make_record(name="PutItem", params={"tableName": "orders", "item": {"payload": {"S": "x" * 100_000_000}}})
+    write_log(delivery_path(tmp_path / "logs"), [make_record(name="GetItem"), big, make_record(name="Query")])
+    with UsageStore(tmp_path / "s.db") as store:
+        report = mine([LocalSource(tmp_path / "logs")], store)
+        rows = {row.name: row for row in store.usage()}
+    assert report.events == 3 and not report.problems
+    assert set(rows) == {"GetItem", "PutItem", "Query"}
+    assert ("tableName", "orders") in rows["PutItem"].fields  # the payload is not kept, the table is
