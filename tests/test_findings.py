@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from importlib import resources
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -66,3 +67,9 @@ def test_a_broken_sarif_log_is_rejected_by_the_schema():
     del log["runs"][0]["results"][0]["message"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(log, sarif_schema())
+
+
+def test_the_readme_lists_every_finding_with_its_severity():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for code, r in rules().items():
+        assert re.search(rf"^\| {code} \| {r.severity} \|", readme, re.M), f"README's findings table lacks {code}"
