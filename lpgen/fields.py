@@ -7,6 +7,7 @@ for which and why), so they must name resources without varying per call.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import msgspec
@@ -128,14 +129,24 @@ _EMPTY = (b"null", b"{}", b"[]", b"")
 CREATED = "created:"
 
 
+#: The API-version suffixes CloudTrail appends to Lambda and CloudFront eventNames (CreateFunction20150331).
+_VERSION_SUFFIX = re.compile(r"(?:\d{8}(?:v\d+)?|\d{4}_\d{2}_\d{2})")
+
+
 @functools.lru_cache(maxsize=4096)
 def created_keys(source: str, name: str) -> tuple[str, ...]:
-    """The responseElements keys that hold what this call created; () for most calls."""
+    """The responseElements keys that hold what this call created; () for most calls.
+
+    Runs in mining workers, so it never loads the catalogue: a versioned eventName matches a
+    table entry of its service when what follows the operation is an API-version suffix.
+    """
     table = values("created_resources.json", "calls")
     keys = table.get(f"{source} {name}")
     if keys is None and source in ("lambda.amazonaws.com", "cloudfront.amazonaws.com"):
-        from lpgen.mapping import operation_name  # versioned eventNames; a late import: mapping needs us
-        keys = table.get(f"{source} {operation_name(source, name)}")
+        for entry, candidate in table.items():
+            service, _, operation = entry.partition(" ")
+            if service == source and name.startswith(operation) and _VERSION_SUFFIX.fullmatch(name[len(operation):]):
+                keys = candidate
     return tuple(keys or ())
 
 

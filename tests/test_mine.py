@@ -295,3 +295,25 @@ def test_a_100_mb_record_is_mined_with_the_rest_of_its_file(tmp_path):
     assert report.events == 3 and not report.problems
     assert set(rows) == {"GetItem", "PutItem", "Query"}
     assert ("tableName", "orders") in rows["PutItem"].fields  # the payload is not kept, the table is
+
+
+WORKER_PROBE = textwrap.dedent("""
+    import json, sys
+    from lpgen.catalog import load_catalog
+    from lpgen.mine import MineOptions, mine_bytes
+    from lpgen.sources.base import Blob
+    data = open(sys.argv[1], "rb").read()
+    result = mine_bytes(data, Blob(key=sys.argv[1]), MineOptions())
+    print(json.dumps({"events": result.events, "catalogue_loaded": load_catalog.cache_info().currsize}))
+""")
+
+
+def test_mining_workers_never_load_the_catalogue(tmp_path):
+    """Workers aggregate calls; mapping (and its 20 MB catalogue) waits for the parent's readers.
+    Versioned Lambda eventNames (CreateFunction20150331) once pulled it in through the created-resource table."""
+    path = write_log(tmp_path / "f.json.gz", [
+        make_record(source="lambda.amazonaws.com", name="CreateFunction20150331", params={"functionName": "f"},
+                    responseElements={"functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:f"}),
+        make_record(source="lambda.amazonaws.com", name="GetFunction20150331v2", params={"functionName": "f"})])
+    out = subprocess.run([sys.executable, "-c", WORKER_PROBE, str(path)], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == {"events": 2, "catalogue_loaded": 0}
