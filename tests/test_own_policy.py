@@ -23,6 +23,7 @@ from .conftest import (
     DEMO,
     ROOT,
     calls_outside_allow_list,
+    make_record,
     moto_server,
     recorded_calls,
     seed,
@@ -220,3 +221,21 @@ def test_sam_live_needs_only_its_policy(account):
     assert worker["role"] == f"arn:aws:iam::{ACCOUNT}:role/jobs-WorkerFunctionRole-1A2B3C"
     denied = account.run_as_runner("attached --live", args)
     assert denied.exit_code == 1 and "ListStackResources" in denied.output
+
+
+def test_mine_logs_needs_only_its_policy(account, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from .test_logs_source import put_records
+
+    recent = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)  # CloudWatch Logs refuses old events
+    records = [make_record(time=(recent + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ")) for i in range(3)]
+    account.enforce(False)
+    put_records(account.endpoint, "trail-logs", records)
+    args = ["mine", "logs:trail-logs", "--region", "us-east-1", "--since", "6h", "--format", "json",
+            "--store", str(tmp_path / "s.db")]
+    result = account.run_as_runner("mine (CloudWatch Logs source)", args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["events"] == 3
+    denied = account.run_as_runner("mine s3://BUCKET", [*args[:-1], str(tmp_path / "t.db")])
+    assert denied.exit_code == 1 and "AccessDenied" in denied.output

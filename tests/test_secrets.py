@@ -40,11 +40,21 @@ def test_no_command_output_contains_access_keys_or_credentials(tmp_path):
         runner.invoke(main, ["map", logs], env=SECRET_ENV),
         runner.invoke(main, ["diff", "--principal", reader, "--store", store, "--attached",
                              str(DEMO / "authorization-details.json"), "--format", "json"], env=SECRET_ENV),
+        *(runner.invoke(main, ["report", "--store", store, "--attached", str(DEMO / "authorization-details.json"),
+                               "--min-days", "1", "--format", fmt], env=SECRET_ENV)
+          for fmt in ("text", "md", "json", "sarif", "html")),
+        runner.invoke(main, ["who", "acme-reports-prod", "--store", store, "--format", "json"], env=SECRET_ENV),
+        *(runner.invoke(main, ["sam", str(DEMO / "template.yaml"), "--store", store, "--stack", "orders-service",
+                               "--format", fmt], env=SECRET_ENV) for fmt in ("text", "json", "md", "sarif")),
+        runner.invoke(main, ["verify", logs, "--format", "json"], env=SECRET_ENV),
         # a failing AWS call: the error message must not echo credentials either
         runner.invoke(main, ["attached", "--principal", reader, "--live", "--endpoint-url", "http://127.0.0.1:9"],
                       env=SECRET_ENV),
     ]
-    assert outputs[-1].exit_code == 1 and "reading IAM" in outputs[-1].output
+    failing = outputs.pop()
+    assert failing.exit_code == 1 and "reading IAM" in failing.output
+    assert all(r.exit_code in (0, 1) and len(r.output) > 100 for r in outputs), [r.output[:200] for r in outputs]
+    outputs.append(failing)
     secrets = record_access_keys() | set(SECRET_ENV.values())
     assert len(secrets) > 3
     for result in outputs:
