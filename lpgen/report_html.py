@@ -19,10 +19,10 @@ import math
 from collections import defaultdict
 
 from lpgen import __version__
-from lpgen.diff import CATEGORIES, MISSING, OVER_BROAD, UNUSED, USED
+from lpgen.diff import MISSING, OVER_BROAD, UNUSED, USED
 from lpgen.findings import rules
 from lpgen.report import PrincipalReport, Report
-from lpgen.report_render import SHOWN_ACTIONS, short, unused_split
+from lpgen.report_render import SHOWN_ACTIONS, diff_groups, short
 
 #: Principals drawn in the granted-vs-needed chart (the riskiest); the table lists all.
 CHART_PRINCIPALS = 25
@@ -280,15 +280,9 @@ def _principal_section(i: int, p: PrincipalReport) -> str:
 
 
 def _diff_list(p: PrincipalReport) -> str:
-    listed, counted = unused_split(p)
-    groups = defaultdict(list)
-    for e in p.diff.entries:
-        if e.category != UNUSED:
-            groups[e.category].append(e)
-    groups[UNUSED] = listed
+    groups, counted = diff_groups(p)
     out = []
-    for category in CATEGORIES:
-        group = groups.get(category, [])
+    for category, group in groups.items():
         if category == UNUSED and counted:
             out.append(f"<details class=inner><summary>unused services ({len(counted):,}), with the number of "
                        "actions granted in each</summary><p>" + esc(", ".join(

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 
 from lpgen import __version__
 from lpgen.diff import CATEGORIES, UNUSED, Entry
@@ -39,6 +39,18 @@ def unused_split(p: PrincipalReport) -> tuple[list[Entry], dict[str, int]]:
         else:
             listed.append(e)
     return listed, dict(sorted(counted.items()))
+
+
+def diff_groups(p: PrincipalReport) -> tuple[dict[str, list[Entry]], dict[str, int]]:
+    """The diff's entries by category, in :data:`CATEGORIES` order (unused: only those of services
+    used in part), and the counts of unused actions of services never used."""
+    listed, counted = unused_split(p)
+    groups: dict[str, list[Entry]] = {c: [] for c in CATEGORIES}
+    for e in p.diff.entries:
+        if e.category != UNUSED:
+            groups[e.category].append(e)
+    groups[UNUSED] = listed
+    return groups, counted
 
 
 def render_report(report: Report, fmt: str = "text", *, source: str = "lpgen://account") -> str:
@@ -122,14 +134,8 @@ def _principal_markdown(p: PrincipalReport) -> list[str]:
     if not p.policies_known:
         lines.append("Its policies are unknown to the attached source: usage only.")
     lines += [f"- note: {_md(n)}" for n in p.diff.notes]
-    listed, counted = unused_split(p)
-    by_category = defaultdict(list)
-    for e in p.diff.entries:
-        if e.category != UNUSED:
-            by_category[e.category].append(e)
-    by_category[UNUSED] = listed
-    for category in CATEGORIES:
-        group = by_category.get(category, [])
+    by_category, counted = diff_groups(p)
+    for category, group in by_category.items():
         if category == UNUSED and counted:
             lines += ["", f"**unused services** ({len(counted)}): "
                       + ", ".join(f"{s} ({n})" for s, n in counted.items())]
@@ -189,8 +195,8 @@ def report_dict(report: Report) -> dict:
 
 
 def _principal_dict(p: PrincipalReport) -> dict:
-    listed, counted = unused_split(p)
-    kept = [e for e in p.diff.entries if e.category != UNUSED] + listed
+    groups, counted = diff_groups(p)
+    kept = [e for group in groups.values() for e in group]
     return {
         "principal": p.principal, "kind": p.kind, "policies_known": p.policies_known,
         "calls": p.calls, "denied": p.denied, "first_seen": p.first_seen, "last_seen": p.last_seen,
@@ -201,7 +207,7 @@ def _principal_dict(p: PrincipalReport) -> dict:
         "notes": list(p.diff.notes),
         "entries": [{"action": e.action, "category": e.category, "granted_on": list(e.granted_on),
                      "used_on": list(e.used_on), "why": e.why}
-                    for e in sorted(kept, key=lambda e: (CATEGORIES.index(e.category), e.action))],
+                    for e in kept],
         "recommended": p.diff.recommended.document() if p.diff.recommended else None,
         "evidence": {a: {"calls": list(e.calls), "count": e.count, "denied": e.denied, "first_seen": e.first_seen,
                          "last_seen": e.last_seen, "regions": list(e.regions), "samples": list(e.samples),
