@@ -44,15 +44,17 @@ def account_of(principal: str, fallback: str) -> str:
     return parts[4] if len(parts) > 4 and parts[0] == "arn" and parts[4] else fallback
 
 
+#: Region name prefixes of the partitions other than ``aws`` (botocore's partitions.json, regionRegex).
+_PARTITION_PREFIXES = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-iso-", "aws-iso"), ("us-isob-", "aws-iso-b"),
+                       ("eu-isoe-", "aws-iso-e"), ("us-isof-", "aws-iso-f"), ("eusc-", "aws-eusc"))
+
+
 def partition_of_region(region: str | None) -> str:
-    if region and region.startswith("cn-"):
-        return "aws-cn"
-    if region and region.startswith("us-gov-"):
-        return "aws-us-gov"
-    if region and region.startswith("us-iso-"):
-        return "aws-iso"
-    if region and region.startswith("us-isob-"):
-        return "aws-iso-b"
+    """The partition a region belongs to: its ARNs' second field."""
+    if region:
+        for prefix, partition in _PARTITION_PREFIXES:
+            if region.startswith(prefix):
+                return partition
     return "aws"
 
 

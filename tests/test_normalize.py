@@ -148,3 +148,49 @@ def test_request_fields_are_bounded():
 def test_event_equality_ignores_the_raw_record():
     a, b = event_of(make_record(event_id="same")), event_of(make_record(event_id="same"))
     assert a.raw is not None and a == b and hash(a) == hash(b) and "raw" not in repr(a)
+
+
+@pytest.mark.parametrize(("role", "region"), [
+    (f"arn:aws-iso:iam::{ACCOUNT}:role/isolated", "us-iso-east-1"),  # partitions newer than most tools
+    (f"arn:aws-eusc:iam::{ACCOUNT}:role/sovereign", "eusc-de-east-1"),
+    (f"arn:aws:iam::{ACCOUNT}:role/a/very/deep/path/with.dots/and-dashes/app", "eu-west-1"),
+    (f"arn:aws:iam::{ACCOUNT}:role/équipe/データ/app-ünïcode", "eu-west-1"),  # not a valid IAM name, but records are attacker-written
+])
+def test_odd_partitions_paths_and_unicode_survive_to_the_policy(role, region, tmp_path):
+    from lpgen.generate import generate
+    from lpgen.mine import mine
+    from lpgen.sources.local import LocalSource
+    from lpgen.store import UsageStore
+
+    from .conftest import delivery_path, write_log
+
+    key = "rapports/2026/été/日本語 file.csv"
+    write_log(delivery_path(tmp_path / "logs"), [make_record(
+        source="s3.amazonaws.com", name="GetObject", identity=assumed_role(role, session="sessión-☃"),
+        params={"bucketName": "reports", "key": key}, region=region)])
+    with UsageStore(tmp_path / "s.db") as store:
+        report = mine([LocalSource(tmp_path / "logs")], store)
+        rows = list(store.usage())
+    assert not report.problems and [r.principal for r in rows] == [role]
+    policy = generate(rows)[role]
+    resources = {r for s in policy.statements for r in s.resources}
+    partition = role.split(":")[1]
+    assert any(r.startswith(f"arn:{partition}:s3:::reports/") and r.endswith(key) for r in resources), resources
+
+
+def test_every_partition_botocore_knows_is_recognised_from_its_regions():
+    import json
+    import os
+    import re
+
+    import botocore
+
+    from lpgen.normalize import partition_of_region
+
+    data = json.loads(open(os.path.join(os.path.dirname(botocore.__file__), "data", "partitions.json")).read())
+    for partition in data["partitions"]:
+        regions = [r for r in partition["regions"] if re.match(partition["regionRegex"], r)]  # not "aws-global"
+        assert regions or partition["id"] == "aws-eusc"  # announced before its regions are listed
+        for region in regions:
+            assert partition_of_region(region) == partition["id"], region
+    assert partition_of_region("eusc-de-east-1") == "aws-eusc"
