@@ -17,7 +17,7 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import msgspec
 
@@ -82,6 +82,7 @@ class InputResult:
     first_time: str | None = None
     last_time: str | None = None
     unread: bool = False  # could not be read (a fault): not recorded as mined, read again next run
+    day: str | None = None  # delivery day (S3 layout), when the inputs are mined in day order
 
 
 @dataclass(slots=True)
@@ -178,7 +179,7 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
     from :class:`_Memo`.
     """
     acc = into if into is not None else Partial()
-    out = InputResult(key=blob.key, size=blob.size, version=blob.version)
+    out = InputResult(key=blob.key, size=blob.size, version=blob.version, day=blob.day)
     acc.inputs.append(out)
     decoded = decode(data, blob.key, max_bytes=options.max_inflate)
     out.kind = decoded.kind
@@ -389,11 +390,15 @@ def _mine(sources: Sequence[BlobSource | QuerySource], store: UsageStore, option
                 report.changed += 1
                 changed.add(blob.key)
             todo.append((source, blob))
+    by_day = bool(todo) and all(blob.day for _, blob in todo)
+    if by_day:  # day order lets de-duplication forget days no later input can repeat (SeenIds)
+        todo.sort(key=lambda sb: sb[1].day)
     if todo:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         history = store.has_inputs()
         run = store.start_run(started=now, sources=[s.label for s in sources], scope=scope)
-        reducer = _Reducer(store, run, scope, report, progress, history=history, changed=changed)
+        reducer = _Reducer(store, run, scope, report, progress, history=history, changed=changed,
+                           seen=SeenIds(by_day=by_day))
         reducer.consume(_partials(todo, options, workers))
         store.finish_run(run, finished=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     report.seconds = _time.perf_counter() - started
@@ -434,15 +439,63 @@ def _chunks(todo: list[tuple[BlobSource, Blob]]):
         yield current, group
 
 
+class SeenIds:
+    """Event-ID hashes counted in this run, by the delivery day of their input.
+
+    The same event reaches the archive twice when an organisation trail and an account trail both
+    log it, delivered within minutes of each other: into the same day's folder, or the next day's
+    around midnight. When the inputs are mined in day order (every input has a delivery day),
+    days more than :attr:`KEEP_DAYS` before the current one can no longer recur and are forgotten,
+    so memory follows a few days of events rather than the whole archive. Otherwise nothing is
+    forgotten. Ledger entries of earlier runs loaded into a forgotten day may be loaded again.
+    """
+
+    KEEP_DAYS = 2
+
+    def __init__(self, *, by_day: bool) -> None:
+        self.by_day = by_day
+        self._ids: dict[str | None, set[int]] = {}
+        self._loaded: dict[str | None, set[str]] = {}
+
+    def _day(self, day: str | None) -> str | None:
+        return day if self.by_day else None
+
+    def advance(self, day: str | None) -> None:
+        """Forget the days that inputs of ``day`` and later cannot repeat."""
+        if not self.by_day or day is None:
+            return
+        horizon = (date.fromisoformat(day) - timedelta(days=self.KEEP_DAYS)).isoformat()
+        for old in [d for d in self._ids if d is not None and d < horizon]:
+            del self._ids[old]
+            self._loaded.pop(old, None)
+
+    def add(self, day: str | None, ids) -> None:
+        self._ids.setdefault(self._day(day), set()).update(ids)
+
+    def loaded(self, day: str | None, ledger_key: str) -> None:
+        self._loaded.setdefault(self._day(day), set()).add(ledger_key)
+
+    def loaded_keys(self) -> set[str]:
+        return set().union(*self._loaded.values())
+
+    def isdisjoint(self, ids: set[int]) -> bool:
+        return all(s.isdisjoint(ids) for s in self._ids.values())
+
+    def __contains__(self, h: int) -> bool:
+        return any(h in s for s in self._ids.values())
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._ids.values())
+
+
 class _Reducer:
     """Merges partials in order, drops duplicate events, and commits in batches."""
 
     def __init__(self, store: UsageStore, run: int, scope: str, report: MineReport, progress: Progress | None,
-                 *, history: bool, changed: set[str] | frozenset[str] = frozenset()):
+                 *, history: bool, changed: set[str] | frozenset[str] = frozenset(), seen: SeenIds | None = None):
         self.store, self.run, self.scope, self.report, self.progress = store, run, scope, report, progress
         self.changed = changed  # inputs mined before in another version: their ledger row is replaced
-        self.seen: set[int] = set()  # hashes of counted events that may recur in later inputs
-        self.loaded: set[str] = set()  # ledger entries whose hashes are in ``seen``
+        self.seen = seen if seen is not None else SeenIds(by_day=False)  # hashes of counted events that may recur in later inputs
         self.history = history  # inputs from earlier runs, whose events may recur
         self._reset()
 
@@ -499,7 +552,7 @@ class _Reducer:
                 records=one.records, counted=counted, duplicates=ledger_duplicates,
                 problems=len(one.problems), first_time=one.first_time, last_time=one.last_time,
                 ids=ids_to_bytes(counted_ids)))
-            self.loaded.add(f"{one.key}\x00{self.scope}")
+            self.seen.loaded(one.day, f"{one.key}\x00{self.scope}")
             self.events += one.events
         usage, keys = self.usage, self.keys
         for h, totals in p.usage.items():
@@ -540,26 +593,28 @@ class _Reducer:
     def _deduplicate(self, one: InputResult, usage: dict[int, Totals]) -> tuple[set[int], int]:
         """Drop events already counted (here or in the store) from ``usage``; return the new IDs."""
         ids = ids_from_bytes(one.ids)
+        self.seen.advance(one.day)
         if not ids:
             return set(), 0
         if self.history and one.first_time is not None:
-            for ident, blob in self.store.ids_overlapping(one.first_time, one.last_time, self.loaded, run=self.run):
-                self.seen.update(ids_from_bytes(blob))
-                self.loaded.add(ident)
+            for ident, blob in self.store.ids_overlapping(one.first_time, one.last_time, self.seen.loaded_keys(),
+                                                          run=self.run):
+                self.seen.add(one.day, ids_from_bytes(blob))
+                self.seen.loaded(one.day, ident)
         unique = set(ids)
         if len(unique) == len(ids) and self.seen.isdisjoint(unique):
-            self.seen |= unique
+            self.seen.add(one.day, unique)
             return unique, 0
         key_of = ids_from_bytes(one.key_of)
         fresh: set[int] = set()
         duplicates = 0
         for h, k in zip(ids, key_of):
-            if h in self.seen or h in fresh:
+            if h in fresh or h in self.seen:
                 duplicates += 1
                 usage[k][0] -= 1
             else:
                 fresh.add(h)
-        self.seen |= fresh
+        self.seen.add(one.day, fresh)
         return fresh, duplicates
 
     def flush(self) -> None:

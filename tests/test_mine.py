@@ -317,3 +317,41 @@ def test_mining_workers_never_load_the_catalogue(tmp_path):
         make_record(source="lambda.amazonaws.com", name="GetFunction20150331v2", params={"functionName": "f"})])
     out = subprocess.run([sys.executable, "-c", WORKER_PROBE, str(path)], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == {"events": 2, "catalogue_loaded": 0}
+
+
+def test_de_duplication_forgets_days_no_later_input_can_repeat():
+    from lpgen.mine import SeenIds
+
+    seen = SeenIds(by_day=True)
+    for day in range(1, 11):
+        seen.advance(f"2026-11-{day:02d}")
+        seen.add(f"2026-11-{day:02d}", {day * 100 + i for i in range(5)})
+        seen.loaded(f"2026-11-{day:02d}", f"input-{day}")
+    assert len(seen) == 15 and seen.loaded_keys() == {"input-8", "input-9", "input-10"}  # days 8, 9, 10 kept
+    assert 1000 in seen and 800 in seen and 700 not in seen
+    unordered = SeenIds(by_day=False)  # inputs without a delivery day: nothing is ever forgotten
+    for day in range(1, 11):
+        unordered.advance(f"2026-11-{day:02d}")
+        unordered.add(f"2026-11-{day:02d}", {day})
+    assert len(unordered) == 10
+
+
+def test_org_and_account_trails_over_many_days_count_each_event_once(tmp_path):
+    """Twelve days of an organisation trail and an account trail delivering the same events, one of
+    them across midnight into the next day's folder: the day-bounded memory still drops every repeat."""
+    logs = tmp_path / "AWSLogs"
+    unique = 0
+    for day in range(1, 13):
+        stamp = f"2026/11/{day:02d}"
+        records = [make_record(name=f"Call{i}", time=f"2026-11-{day:02d}T{10 + i}:00:00Z") for i in range(4)]
+        unique += len(records)
+        write_log(delivery_path(logs, day=stamp), records)
+        write_log(delivery_path(logs, day=stamp, org="o-a1b2c3d4e5"), records)
+    midnight = make_record(name="LateCall", time="2026-11-05T23:59:30Z")
+    write_log(delivery_path(logs, day="2026/11/05", n=1), [midnight])  # the account trail: same day
+    write_log(delivery_path(logs, day="2026/11/06", n=1, org="o-a1b2c3d4e5"), [midnight])  # the org trail: next day
+    unique += 1
+    with UsageStore(tmp_path / "s.db") as store:
+        report = mine([LocalSource(logs)], store, workers=2)
+        total = sum(row.count for row in store.usage())
+    assert (report.events, report.duplicates, total) == (unique, unique, unique)
