@@ -94,6 +94,22 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "usage.db"
 
 
+@pytest.fixture(scope="session")
+def demo_mined(tmp_path_factory) -> tuple[Path, list, list]:
+    """The demo trail mined once per session: (store path, usage rows with service rows, coverage).
+
+    Shared by every test module that reads the demo's usage; none may write to the store.
+    """
+    from lpgen.mine import mine
+    from lpgen.sources.local import LocalSource
+    from lpgen.store import UsageStore
+
+    path = tmp_path_factory.mktemp("demo-mined") / "usage.db"
+    with UsageStore(path) as store:
+        mine([LocalSource(DEMO / "AWSLogs")], store)
+        return path, list(store.usage(include_service=True)), store.coverage()
+
+
 def seed(service: str, endpoint: str, region: str = "us-east-1"):
     """A plain boto3 client for a test's own seeding calls: not lpgen's, so not recorded or allow-listed."""
     import boto3

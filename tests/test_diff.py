@@ -14,9 +14,6 @@ from lpgen.aws import client_factory
 from lpgen.cli import main
 from lpgen.diff import MISSING, NOT_JUDGED, OVER_BROAD, UNOBSERVABLE, UNUSED, USED, DiffOptions, diff, render_diff
 from lpgen.expand import expand
-from lpgen.mine import mine
-from lpgen.sources.local import LocalSource
-from lpgen.store import UsageStore
 
 from .conftest import DEMO, moto_server, seed
 
@@ -30,11 +27,8 @@ WEEK = DiffOptions(min_days=7)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("diff") / "usage.db"
-    with UsageStore(path) as s:
-        mine([LocalSource(DEMO / "AWSLogs")], s)
-        return path, list(s.usage(include_service=True)), s.coverage()
+def store(demo_mined):
+    return demo_mined
 
 
 def demo_diff(store, principal, options=WEEK):

@@ -23,10 +23,8 @@ ORDERS, READER, NOTIFIER, CONFIG = (f"{ROLE}/orders-api-role-p9q8r7", f"{ROLE}/r
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory):
-    with UsageStore(tmp_path_factory.mktemp("gen") / "usage.db") as store:
-        mine([LocalSource(DEMO / "AWSLogs")], store)
-        return list(store.usage(include_service=True))
+def rows(demo_mined):
+    return demo_mined[1]
 
 
 def grants(policy) -> dict[str, set[str]]:

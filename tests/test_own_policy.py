@@ -15,12 +15,8 @@ from lpgen import own_policy
 from lpgen.aws import RECORD_CALLS_ENV, client_factory
 from lpgen.catalog import load_catalog
 from lpgen.cli import main
-from lpgen.mine import mine
-from lpgen.sources.local import LocalSource
-from lpgen.store import UsageStore
 
 from .conftest import (
-    DEMO,
     ROOT,
     calls_outside_allow_list,
     make_record,
@@ -153,11 +149,8 @@ def account():
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("own") / "usage.db"
-    with UsageStore(path) as s:
-        mine([LocalSource(DEMO / "AWSLogs")], s)
-    return str(path)
+def store(demo_mined):
+    return str(demo_mined[0])
 
 
 @pytest.mark.parametrize("principal", [ROLE, USER], ids=["role", "user"])

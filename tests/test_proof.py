@@ -31,11 +31,6 @@ from moto.server import ThreadedMotoServer
 
 from lpgen.generate import GenerateOptions, generate
 from lpgen.mapping import Call, map_call
-from lpgen.mine import mine
-from lpgen.sources.local import LocalSource
-from lpgen.store import UsageStore
-
-from .conftest import DEMO
 
 DEMO_ACCOUNT, MOTO_ACCOUNT, REGION = "210987654321", "123456789012", "eu-west-1"
 ROLE = f"arn:aws:iam::{DEMO_ACCOUNT}:role/service-role"
@@ -200,10 +195,8 @@ def _denied(call: Callable[[tuple], None], fields: tuple) -> bool:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    with UsageStore(tmp_path_factory.mktemp("proof") / "usage.db") as store:
-        mine([LocalSource(DEMO / "AWSLogs")], store)
-        rows = list(store.usage(include_service=True))
+def demo(demo_mined):
+    rows = demo_mined[1]
     return rows, generate(rows, GenerateOptions())
 
 

@@ -42,11 +42,8 @@ def offline(details: AuthorizationDetails):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    path = tmp_path_factory.mktemp("report") / "usage.db"
-    with UsageStore(path) as s:
-        mine([LocalSource(DEMO_LOGS)], s)
-        rows, coverage = list(s.usage(include_service=True)), s.coverage()
+def demo(demo_mined):
+    path, rows, coverage = demo_mined
     details = AuthorizationDetails.load(FILE)
     report = build_report(rows, coverage, offline(details), details.principals(), options=WEEK, date="2026-11-23")
     return path, rows, coverage, report

@@ -19,12 +19,9 @@ from click.testing import CliRunner
 from lpgen.cli import main
 from lpgen.diff import DiffOptions
 from lpgen.expand import expand
-from lpgen.mine import mine
 from lpgen.sam import analyse
 from lpgen.sam_report import patched_text, render, render_patch
 from lpgen.sam_review import ReviewOptions, match_live, review, tighten
-from lpgen.sources.local import LocalSource
-from lpgen.store import UsageStore
 from lpgen.template import (
     Pseudo,
     Resolver,
@@ -47,11 +44,8 @@ def run(*args: str):
 
 
 @pytest.fixture(scope="module")
-def demo_usage(tmp_path_factory):
-    path = tmp_path_factory.mktemp("sam") / "usage.db"
-    with UsageStore(path) as store:
-        mine([LocalSource(DEMO / "AWSLogs")], store)
-        return path, list(store.usage(include_service=True)), store.coverage()
+def demo_usage(demo_mined):
+    return demo_mined
 
 
 @pytest.fixture(scope="module")

@@ -17,21 +17,19 @@ from lpgen.sources.local import LocalSource
 from lpgen.store import UsageStore
 from lpgen.who import matcher, who
 
-from .conftest import DEMO, PUBLIC, assumed_role, delivery_path, make_record, write_log
+from .conftest import PUBLIC, assumed_role, delivery_path, make_record, write_log
 
 PANTHER = PUBLIC / "panther-analysis" / "panther_cloudtrail_test_logs.json"
 ADMIN = "arn:aws:iam::123123123123:role/DevAdministrator"
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    root = tmp_path_factory.mktemp("who")
-    out = {}
-    for name, source in (("panther", PANTHER), ("demo", DEMO / "AWSLogs")):
-        with UsageStore(root / f"{name}.db") as s:
-            mine([LocalSource(source)], s)
-            out[name] = (root / f"{name}.db", list(s.usage()))
-    return out
+def stores(tmp_path_factory, demo_mined):
+    path = tmp_path_factory.mktemp("who") / "panther.db"
+    with UsageStore(path) as s:
+        mine([LocalSource(PANTHER)], s)
+        panther = (path, list(s.usage()))
+    return {"panther": panther, "demo": demo_mined[:2]}
 
 
 def test_who_created_an_instance_from_a_real_run_instances_record(stores):
