@@ -275,7 +275,7 @@ def _evidence(store: Path, sources: tuple[str, ...]) -> tuple[list, list, int]:
     with UsageStore(store, create=bool(sources)) as usage_store:
         if sources:
             _warn(mine([open_source(s) for s in sources], usage_store).problems)
-        return list(usage_store.usage(include_service=True)), usage_store.coverage(), len(usage_store.problems())
+        return list(usage_store.usage(include_service=True)), usage_store.coverage(), usage_store.totals()["problems"]
 
 
 def judgement_options(f):

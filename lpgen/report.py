@@ -30,7 +30,7 @@ from lpgen.diff import (
     window_of,
 )
 from lpgen.expand import expand
-from lpgen.findings import Finding, sort_key
+from lpgen.findings import SEVERITIES, Finding, sort_key
 from lpgen.mapping import UNKNOWN, Call, map_call
 from lpgen.model import DENIED
 from lpgen.store import CoverageRow, UsageRow
@@ -81,7 +81,15 @@ class Report:
     problems: int = 0
 
     def severities(self) -> dict[str, int]:
-        return dict(Counter(f.severity for f in self.findings))
+        """Findings per severity, most serious first."""
+        counts = Counter(f.severity for f in self.findings)
+        return {s: counts[s] for s in reversed(SEVERITIES) if counts[s]}
+
+    @property
+    def reduction(self) -> float:
+        """How many fewer actions the recommended policies hold than the attached ones, in per cent."""
+        granted, needed = self.totals["granted_actions"], self.totals["needed_actions"]
+        return 100 * (1 - needed / granted) if granted else 0.0
 
 
 def kind_of(principal: str) -> str:

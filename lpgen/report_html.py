@@ -20,7 +20,7 @@ from collections import defaultdict
 
 from lpgen import __version__
 from lpgen.diff import MISSING, OVER_BROAD, UNUSED, USED
-from lpgen.findings import rules
+from lpgen.findings import SEVERITIES, rules
 from lpgen.report import PrincipalReport, Report
 from lpgen.report_render import SHOWN_ACTIONS, diff_groups, short
 
@@ -99,7 +99,6 @@ def csp() -> str:
 
 def render_html(report: Report) -> str:
     t = report.totals
-    cut = 100 * (1 - t["needed_actions"] / t["granted_actions"]) if t["granted_actions"] else 0.0
     w = report.window
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -112,10 +111,9 @@ def render_html(report: Report) -> str:
         f"regions {esc(', '.join(w.regions) or '-')}.</p>",
         '<section class=cards id=totals>',
         _card("principals", t["principals"]), _card("actions granted", f"{t['granted_actions']:,}"),
-        _card("actions needed", f"{t['needed_actions']:,}"), _card("reduction", f"{cut:.1f}%"),
+        _card("actions needed", f"{t['needed_actions']:,}"), _card("reduction", f"{report.reduction:.1f}%"),
         _card("no use in window", t["zero_use_principals"]), _card("only denied calls", t["only_denied_principals"]),
-        *(_card(f"{s} findings", n) for s, n in sorted(report.severities().items(),
-                                                        key=lambda kv: -_SEVERITY_ORDER.index(kv[0]))),
+        *(_card(f"{s} findings", n) for s, n in report.severities().items()),
         "</section>",
         '<h2>Charts</h2><div class=charts>',
         _figure("Granted vs needed actions (riskiest principals, log scale)", _granted_chart(report), "chart-granted"),
@@ -129,9 +127,6 @@ def render_html(report: Report) -> str:
         f"</main><script>{SCRIPT}</script></body></html>",
     ]
     return "\n".join(parts) + "\n"
-
-
-_SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 
 
 def _card(label: str, value: object) -> str:
@@ -234,7 +229,7 @@ def _findings_table(report: Report) -> str:
         counts[f.code] += 1
     out = ["<table><thead><tr><th>code</th><th>severity</th><th>finding</th><th class=n>subjects</th><th>remediation"
            "</th></tr></thead><tbody>"]
-    for code in sorted(counts, key=lambda c: (-_SEVERITY_ORDER.index(rules()[c].severity), c)):
+    for code in sorted(counts, key=lambda c: (-SEVERITIES.index(rules()[c].severity), c)):
         r = rules()[code]
         out.append(f"<tr><td>{esc(code)}</td><td><span class='sev sev-{esc(r.severity)}'>{esc(r.severity)}</span></td>"
                    f"<td><b>{esc(r.title)}</b><br><span class=muted>{esc(r.description)}</span></td>"

@@ -74,18 +74,11 @@ def _window_line(report: Report) -> str:
 
 def _totals_lines(report: Report) -> list[str]:
     t = report.totals
-    cut = 100 * (1 - t["needed_actions"] / t["granted_actions"]) if t["granted_actions"] else 0.0
     return [f"principals: {t['principals']} ({t['zero_use_principals']} with no use in the window, "
             f"{t['only_denied_principals']} whose only calls were denied, {t['unknown_policies']} with unknown policies)",
-            f"actions granted: {t['granted_actions']:,}; needed: {t['needed_actions']:,} ({cut:.1f}% fewer); "
+            f"actions granted: {t['granted_actions']:,}; needed: {t['needed_actions']:,} ({report.reduction:.1f}% fewer); "
             f"unused: {t['unused_actions']:,}",
-            "findings: " + (", ".join(f"{n} {s}" for s, n in sorted(
-                report.severities().items(), key=lambda kv: -_rank(kv[0]))) or "none")]
-
-
-def _rank(severity: str) -> int:
-    from lpgen.findings import SEVERITIES
-    return SEVERITIES.index(severity)
+            "findings: " + (", ".join(f"{n} {s}" for s, n in report.severities().items()) or "none")]
 
 
 def render_text(report: Report) -> str:
