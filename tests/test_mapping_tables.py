@@ -52,3 +52,22 @@ def test_observability_classes():
     assert observability("s3:GetObject") == "data"
     assert observability("s3:PutBucketPolicy") == "management"
     assert observability("iam:PassRole") == "never"
+
+
+def _botocore_detail(reference: str) -> tuple[str, str | None]:
+    service, _, operation = reference.split(":", 1)[1].partition(":")
+    return service, operation or None
+
+
+@pytest.mark.parametrize("key", ["api-ref", "botocore-auth"])
+def test_botocore_references_name_the_catalogues_release_and_its_operations(key):
+    """An entry read in a newer botocore than the catalogue's cites the '-later' reference instead."""
+    catalog = load_catalog()
+    assert f"botocore {catalog.meta.botocore_version} service model" in OVERRIDES["references"][key]
+    for entry in OVERRIDES["overrides"]:
+        kind = entry["reference"].split(":", 1)[0]
+        if kind in (key, f"{key}-later"):
+            service, operation = _botocore_detail(entry["reference"])
+            known = catalog.botocore_operations(service)
+            present = bool(known) and (operation is None or operation in known)
+            assert present == (kind == key), entry
