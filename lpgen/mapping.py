@@ -556,6 +556,21 @@ def _reencrypt(call: Call, op: str, catalog: Catalog) -> list[Permission | None]
     ]
 
 
+_trail = _named("cloudtrail", "trail/{}", "trailName")
+
+
+def _insights_metric_data(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
+    """cloudtrail:LookupEvents; with a TrailName, cloudtrail:ListInsightsData on that trail too."""
+    rule = "rule:cloudtrail-insights-metric-data"
+    perms = [_permission("cloudtrail:LookupEvents", call, catalog, rule,
+                         "the API reference links the operation to cloudtrail:LookupEvents")]
+    if call.ending("trailName"):
+        trails = [v for v in call.ending("trailName") if v.startswith("arn:")] + _trail(call)
+        perms.append(_permission("cloudtrail:ListInsightsData", call, catalog, rule,
+                                 "the request names a trail: its Insights data", trails))
+    return perms
+
+
 def _s3_object_version(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
     """Object calls naming a versionId need the ``...Version...`` action."""
     override = _override(call, op)
@@ -689,6 +704,7 @@ _RULES = {
     "s3-copy": _s3_copy,
     "s3-delete-objects": _s3_delete_objects,
     "apigateway-http-verb": _apigateway,
+    "cloudtrail-insights-metric-data": _insights_metric_data,
 }
 _RULE_BY_PREFIX = {"apigateway": "apigateway-http-verb"}
 #: Rules that apply whatever the override table says (it may add a note and reference).

@@ -298,6 +298,7 @@ TOPIC = arn("sns", "order-events")
     pytest.param("ChangeMessageVisibilityBatch", "sqs:ChangeMessageVisibility", QUEUE,
                  id="change_message_visibility_batch_needs_change_message_visibility"),
     pytest.param("PublishBatch", "sns:Publish", TOPIC, id="publish_batch_needs_publish"),
+    pytest.param("BatchGetJob", "deadline:GetJob", "*", id="deadline_batch_get_job_needs_get_job"),
 ])
 def test_batch_call_needs_the_single_item_action(name, action, resource):
     m = call("05", name)
@@ -479,9 +480,24 @@ def test_reencrypt_needs_reencrypt_from_on_the_source_key_only():
     assert m.permission("kms:ReEncryptFrom").resources == (KEY_1,)
 
 
-def test_transaction_and_reencrypt_names_are_never_emitted_as_actions():
+def test_insights_metric_data_of_a_trail_needs_list_insights_data_on_it_and_lookup_events():
+    m = call("09", "ListInsightsMetricData", trailName="org-management-trail")
+    assert m.mapping.provenance == "rule:cloudtrail-insights-metric-data"
+    assert m.main_actions == ["cloudtrail:ListInsightsData", "cloudtrail:LookupEvents"]
+    assert m.permission("cloudtrail:ListInsightsData").resources == (arn("cloudtrail", "trail/org-management-trail"),)
+    assert m.permission("cloudtrail:LookupEvents").resources == ("*",)
+
+
+def test_insights_metric_data_without_a_trail_needs_lookup_events_only():
+    [m] = [m for m in case("09") if m.record["eventName"] == "ListInsightsMetricData"
+           and "trailName" not in m.record["requestParameters"]]
+    assert m.mapping.actions == ("cloudtrail:LookupEvents",)
+
+
+def test_operation_names_of_these_calls_are_never_emitted_as_actions():
     catalog = load_catalog()
-    for name in ("dynamodb:TransactWriteItems", "dynamodb:TransactGetItems", "kms:ReEncrypt"):
+    for name in ("dynamodb:TransactWriteItems", "dynamodb:TransactGetItems", "kms:ReEncrypt",
+                 "cloudtrail:ListInsightsMetricData"):
         assert not catalog.has_action(name)
         assert all(name not in m.mapping.actions for m in case("09"))
 
