@@ -68,3 +68,8 @@ def test_mapped_operations_emit_only_catalogue_actions():
     for source, op in every_operation().values():
         for action in map_call(Call(source=source, name=op), catalog).actions:
             assert catalog.has_action(action), (source, op, action)
+
+
+def test_readme_states_the_current_figure():
+    figure = f"{len(baseline())} / {len(every_operation()):,} operations = {len(baseline()) / len(every_operation()):.2%}"
+    assert figure.replace("%", " %") in (ROOT / "README.md").read_text()
