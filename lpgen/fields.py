@@ -59,55 +59,73 @@ def _decide(key: str) -> int:
 
 def request_fields(parameters: Any) -> Fields:
     """The (dotted path, value) pairs worth keeping from a decoded ``requestParameters``."""
-    paired, limits = _rules()[-2:]
-    max_depth, max_len = limits["depth"], limits["value_length"]
+    rules = _rules()
+    limits = rules[-1]
     found: set[tuple[str, str]] = set()
+    _walk(parameters, "", 0, found, rules[-2], limits["depth"], limits["value_length"])
+    if not found:
+        return ()
+    return tuple(sorted(found)[: limits["fields"]])
 
-    def walk(node: Any, path: str, depth: int) -> None:
-        if isinstance(node, list):
+
+def _walk(node: Any, path: str, depth: int, found: set, paired: dict, max_depth: int, max_len: int) -> None:
+    """Add the fields under ``node`` to ``found`` (a plain function: a recursive closure is a reference cycle)."""
+    if isinstance(node, list):
+        if depth < max_depth:
+            for item in node:
+                _walk(item, path, depth + 1, found, paired, max_depth, max_len)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        decision = _decisions.get(key)
+        if decision is None:
+            decision = _decide(key) if isinstance(key, str) else _SKIP
+        if decision == _SKIP:
+            continue
+        here = f"{path}.{key}" if path else key
+        if decision == _DESCEND or (decision == _TOP_ONLY and path):
+            if isinstance(value, (dict, list)) and depth < max_depth:
+                _walk(value, here, depth + 1, found, paired, max_depth, max_len)
+            continue
+        if decision == _FACT_PRESENT:
+            text = "present"
+        elif isinstance(value, str):
+            if decision in (_KEEP, _TOP_ONLY):
+                if value:
+                    text = value.strip()
+                    found.add((here, text if len(text) <= max_len else text[:max_len] + "…"))
+                continue
+            text = value.strip()
+        elif isinstance(value, (int, float, bool)):
+            if decision in (_KEEP, _TOP_ONLY):
+                continue
+            text = str(value)
+        elif isinstance(value, (dict, list)) and decision in (_KEEP, _TOP_ONLY):
+            if isinstance(value, list):  # a list of names or ARNs: keep each
+                for item in value:
+                    if isinstance(item, str) and item:
+                        found.add((here, item if len(item) <= max_len else item[:max_len] + "…"))
             if depth < max_depth:
-                for item in node:
-                    walk(item, path, depth + 1)
-            return
-        if not isinstance(node, dict):
-            return
-        for key, value in node.items():
-            decision = _decisions.get(key)
-            if decision is None:
-                decision = _decide(key) if isinstance(key, str) else _SKIP
-            if decision == _SKIP:
-                continue
-            here = f"{path}.{key}" if path else key
-            if decision == _DESCEND or (decision == _TOP_ONLY and path):
-                if isinstance(value, (dict, list)) and depth < max_depth:
-                    walk(value, here, depth + 1)
-                continue
-            if decision == _FACT_PRESENT:
-                text = "present"
-            elif isinstance(value, (str, int, float, bool)):
-                text = str(value).strip()
-                if decision == _FACT_FIRST_WORD and text:
-                    text = text.split(None, 1)[0].upper()
-                partner = paired.get(key.lower()) if decision == _FACT_VALUE else None
-                if partner is not None and isinstance(node.get(partner), str):
-                    text = f"{text}:{node[partner]}"
-            elif isinstance(value, (dict, list)) and decision in (_KEEP, _TOP_ONLY):
-                if isinstance(value, list):  # a list of names or ARNs: keep each
-                    for item in value:
-                        if isinstance(item, str) and item:
-                            found.add((here, item if len(item) <= max_len else item[:max_len] + "…"))
-                if depth < max_depth:
-                    walk(value, here, depth + 1)
-                continue
-            else:
-                continue
-            if decision in (_KEEP, _TOP_ONLY) and not (isinstance(value, str) and value):
-                continue
-            found.add((here, text if len(text) <= max_len else text[:max_len] + "…"))
+                _walk(value, here, depth + 1, found, paired, max_depth, max_len)
+            continue
+        else:
+            continue
+        if decision == _FACT_FIRST_WORD and text:
+            text = text.split(None, 1)[0].upper()
+        elif decision == _FACT_VALUE:
+            partner = paired.get(key.lower())
+            if partner is not None and isinstance(node.get(partner), str):
+                text = f"{text}:{node[partner]}"
+        found.add((here, text if len(text) <= max_len else text[:max_len] + "…"))
 
-    walk(parameters, "", 0)
-    result = sorted(found)
-    return tuple(result[: limits["fields"]])
+
+class _Resource(msgspec.Struct):
+    ARN: Any = None
+    ARNPrefix: Any = None
+
+
+_resources_decoder = msgspec.json.Decoder(list[_Resource])
 
 
 def resource_fields(resources: Any) -> Fields:
@@ -116,10 +134,12 @@ def resource_fields(resources: Any) -> Fields:
     if isinstance(resources, list):
         for entry in resources:
             if isinstance(entry, dict):
-                if isinstance(entry.get("ARN"), str) and entry["ARN"]:
-                    found.add(("arn", entry["ARN"]))
-                if isinstance(entry.get("ARNPrefix"), str) and entry["ARNPrefix"]:
-                    found.add(("arnPrefix", entry["ARNPrefix"]))
+                entry = _Resource(ARN=entry.get("ARN"), ARNPrefix=entry.get("ARNPrefix"))
+            if isinstance(entry, _Resource):
+                if isinstance(entry.ARN, str) and entry.ARN:
+                    found.add(("arn", entry.ARN))
+                if isinstance(entry.ARNPrefix, str) and entry.ARNPrefix:
+                    found.add(("arnPrefix", entry.ARNPrefix))
     return tuple(sorted(found))
 
 
@@ -152,20 +172,20 @@ def created_keys(source: str, name: str) -> tuple[str, ...]:
 
 def created_fields(response: Any, keys: tuple[str, ...]) -> Fields:
     """``(created:<key>, value)`` for every string under one of ``keys``, at any depth."""
-    wanted, found, max_depth = set(keys), set(), _rules()[-1]["depth"]
-
-    def walk(node: Any, depth: int) -> None:
-        if depth > max_depth:
-            return
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        for key, value in items:
-            if key in wanted and isinstance(value, str) and value:
-                found.add((CREATED + key, value))
-            elif isinstance(value, (dict, list)):
-                walk(value, depth + 1)
-
-    walk(response, 0)
+    found: set[tuple[str, str]] = set()
+    _walk_created(response, 0, set(keys), found, _rules()[-1]["depth"])
     return tuple(sorted(found))
+
+
+def _walk_created(node: Any, depth: int, wanted: set[str], found: set, max_depth: int) -> None:
+    if depth > max_depth:
+        return
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if key in wanted and isinstance(value, str) and value:
+            found.add((CREATED + key, value))
+        elif isinstance(value, (dict, list)):
+            _walk_created(value, depth + 1, wanted, found, max_depth)
 
 
 def event_fields(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw = b"null",
@@ -179,7 +199,11 @@ def event_fields(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw
             result = request_fields(msgspec.json.decode(parameters))
         extra: Fields = ()
         if resources not in _EMPTY:
-            extra = resource_fields(msgspec.json.decode(resources))
+            try:
+                entries = _resources_decoder.decode(resources)
+            except msgspec.ValidationError:  # not a list of objects: read it loosely
+                entries = msgspec.json.decode(resources)
+            extra = resource_fields(entries)
         if created and bytes(response) not in _EMPTY:
             extra += created_fields(msgspec.json.decode(bytes(response)), created)
         if extra:

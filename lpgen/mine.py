@@ -9,17 +9,20 @@ order, so the store is identical whatever the worker count.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import gc
 import json
 import multiprocessing
+import re
 import time as _time
 from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 
 import msgspec
+import xxhash
 
 from lpgen.fields import created_keys, event_fields
 from lpgen.filters import Window, principal_matcher
@@ -96,17 +99,14 @@ class Partial:
     coverage: dict[str, list] = field(default_factory=dict)  # "account\0region\0day" → [records, first, last]
 
 
-_blake2b = hashlib.blake2b
-
-
-def event_hash(event_id: str) -> int:
-    """A stable 64-bit hash of an eventID (Python's ``hash`` differs per process)."""
-    return int.from_bytes(_blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
+#: A fast, stable 64-bit hash (Python's ``hash`` differs per process): xxHash's XXH3.
+_xxh = xxhash.xxh3_64_intdigest
+_SIGN = 1 << 63
 
 
 def key_hash(key: tuple) -> int:
-    """A stable 64-bit identity for a usage key (its row id in the store)."""
-    return int.from_bytes(_blake2b("\x00".join(key).encode(), digest_size=8).digest(), "little", signed=True)
+    """A stable 64-bit identity for a usage key: its ``id`` in the store (signed, as SQLite integers are)."""
+    return _xxh("\x00".join(key).encode()) - _SIGN
 
 
 class _CallerSlot(msgspec.Struct, frozen=True):
@@ -117,19 +117,27 @@ class _CallerSlot(msgspec.Struct, frozen=True):
     principal_type: str = ""
     account: str = ""
     category: str | None = None
-    error_code: str | None = None
+    error_codes: tuple[str, ...] = ()
     coverage: str = ""  # "account\x00region\x00", completed with the day
     wanted: bool = True
     bad: str | None = None
     creates: tuple[str, ...] = ()  # responseElements keys naming what the call created
 
 
-class _Memo:
-    """Per-process memos from a record's invariant parts to what normalising it gives.
+#: A memo entry: (usage key hash, caller, usage key). The hash is None when the record needs more
+#: than the memo key says: its caller is unusable or filtered out, or its call creates something
+#: (the created identifiers come from responseElements, which the memo key leaves out).
+_Slot = tuple
 
-    Records of one session calling one API differ only in time, eventID and
-    parameters, so :func:`caller` runs once per session and call, and the
-    request fields once per distinct parameters.
+
+class _Memo:
+    """Per-process memos from a record's invariant parts to its usage key.
+
+    Records of one session calling one API on one resource differ only in time and
+    eventID, so mining keys records by 64-bit hashes of their undecoded identity,
+    parameters and resources (no copies, no decoding) and normalises each distinct
+    combination once: :func:`caller` once per session and call, the request fields
+    once per distinct parameters.
     """
 
     LIMIT = 50_000  # slots; each holds a usage key, and S3 object keys rarely repeat
@@ -138,7 +146,8 @@ class _Memo:
         self.options = options
         self.wanted = principal_matcher(options.principals)
         self.callers: dict[tuple, _CallerSlot] = {}
-        self.slots: dict[tuple, tuple[int, tuple]] = {}
+        self.slots: dict[tuple, _Slot] = {}
+        self.created: dict[tuple, _Slot] = {}
 
     def caller(self, record: RawRecord) -> _CallerSlot:
         try:
@@ -148,13 +157,32 @@ class _Memo:
         return _CallerSlot(
             prefix=(c.principal, c.source, c.name, c.error_class, c.region, c.invoked_by or ""),
             principal=c.principal, principal_type=c.principal_type, account=account_of(c.principal, c.account),
-            category=c.category, error_code=c.error_code, coverage=f"{c.account}\x00{c.region}\x00",
+            category=c.category, error_codes=(c.error_code,) if c.error_code else (),
+            coverage=f"{c.account}\x00{c.region}\x00",
             wanted=self.wanted is None or self.wanted(c.principal), creates=created_keys(c.source, c.name))
 
-    def slot(self, who: _CallerSlot, record: RawRecord) -> tuple[int, tuple]:
-        fields = event_fields(record.requestParameters, record.resources, record.responseElements, who.creates)
+    def slot(self, memo_key: tuple, record: RawRecord) -> _Slot:
+        caller_key = memo_key[:8]
+        who = self.callers.get(caller_key)
+        if who is None:
+            who = self.callers[caller_key] = self.caller(record)
+        if who.bad is not None or who.creates or not who.wanted:
+            return None, who, None
+        return self._keyed(who, event_fields(record.requestParameters, record.resources))
+
+    def created_slot(self, memo_key: tuple, who: _CallerSlot, record: RawRecord) -> _Slot:
+        """The slot of a creating call, whose usage key also holds what its response created."""
+        key = (memo_key, _xxh(record.responseElements))
+        slot = self.created.get(key)
+        if slot is None:
+            slot = self.created[key] = self._keyed(who, event_fields(
+                record.requestParameters, record.resources, record.responseElements, who.creates))
+        return slot
+
+    @staticmethod
+    def _keyed(who: _CallerSlot, fields) -> _Slot:
         key = (*who.prefix, msgspec.json.encode(fields).decode())
-        return key_hash(key), key
+        return key_hash(key), who, key
 
 
 _memo: _Memo | None = None
@@ -162,7 +190,7 @@ _memo: _Memo | None = None
 
 def _memo_for(options: MineOptions) -> _Memo:
     global _memo
-    if _memo is None or _memo.options != options or len(_memo.slots) > _Memo.LIMIT:
+    if _memo is None or _memo.options != options or len(_memo.slots) + len(_memo.created) > _Memo.LIMIT:
         _memo = _Memo(options)
     return _memo
 
@@ -170,13 +198,32 @@ def _memo_for(options: MineOptions) -> _Memo:
 #: How far past now an eventTime may lie before mining says so (clocks and time zones drift).
 FUTURE_SLACK = timedelta(days=1)
 
+#: Every eventTime of a file in canonical form, checked at once on their concatenation.
+_ALL_CANONICAL = re.compile(f"(?:{CANONICAL_TIME.pattern.strip('^$')})*")
+
+
+def _times(records: list[RawRecord]) -> tuple[list[str | None], dict[int, str]]:
+    """Each record's eventTime in canonical form (None when unusable), and why for those."""
+    times = [r.eventTime for r in records]
+    if None not in times and _ALL_CANONICAL.fullmatch("".join(times)):
+        return times, {}
+    reasons: dict[int, str] = {}
+    for i, r in enumerate(records):
+        try:
+            times[i] = event_time(r)
+        except BadRecord as exc:
+            times[i] = None
+            reasons[i] = str(exc)
+    return times, reasons
+
 
 def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | None = None) -> InputResult:
     """Mine one input's bytes, adding its aggregates to ``into``. Never raises for bad content.
 
     This loop runs once per event over millions of events, so it is written for
-    speed: what does not change between records of one session and call comes
-    from :class:`_Memo`.
+    speed: a record is keyed by hashes of its raw parts, and everything that
+    follows from the key comes from :class:`_Memo`; checks that concern every
+    record (time format, future times, coverage) run on whole lists after the loop.
     """
     acc = into if into is not None else Partial()
     out = InputResult(key=blob.key, size=blob.size, version=blob.version, day=blob.day)
@@ -186,63 +233,59 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
     out.problems.extend(decoded.problems)
     if decoded.kind == DIGEST:
         return out
+    records = decoded.records
     memo = _memo_for(options)
-    callers, new_caller, slots, new_slot = memo.callers, memo.caller, memo.slots, memo.slot
+    slots, new_slot, created_slot = memo.slots, memo.slot, memo.created_slot
     since, until = options.window.since, options.window.until
-    usage, keys, principals, coverage = acc.usage, acc.keys, acc.principals, acc.coverage
-    ids, key_of = array("q"), array("q")
-    records = events = filtered = 0
-    first = last = None
-    canonical = CANONICAL_TIME.match
-    horizon = (datetime.now(timezone.utc) + FUTURE_SLACK).strftime("%Y-%m-%dT%H:%M:%SZ")
-    for i, r in enumerate(decoded.records):
-        ck = (bytes(r.userIdentity), r.eventSource, r.eventName, r.awsRegion, r.errorCode, r.eventType,
-              r.eventCategory, r.recipientAccountId)
-        who = callers.get(ck)
-        if who is None:
-            who = callers[ck] = new_caller(r)
-        t = r.eventTime
-        if who.bad is None and (t is None or canonical(t) is None):
-            try:
-                t = event_time(r)  # an unusual form: canonical, or a problem
-            except BadRecord as exc:
-                who = _CallerSlot(bad=str(exc))
-        if who.bad is not None:
-            out.problems.append(Problem(path=blob.key, record=decoded.position(i), reason=who.bad))
-            continue
-        records += 1
-        if t > horizon:  # kept (it may be clock skew), but said: a forged or misdated record skews the window
-            out.problems.append(Problem(path=blob.key, record=decoded.position(i), reason=(
-                f"eventTime {t} is in the future: the event is kept; check the trail's clock or the record's origin")))
-        ck = who.coverage + t[:10]
-        cov = coverage.get(ck)
-        if cov is None:
-            coverage[ck] = [1, t, t]
-        else:
-            cov[0] += 1
-            if t < cov[1]:
-                cov[1] = t
-            elif t > cov[2]:
-                cov[2] = t
-        if not who.wanted or (since is not None and t < since) or (until is not None and t > until):
-            filtered += 1
-            continue
-        events += 1
-        if first is None or t < first:
-            first = t
-        if last is None or t > last:
-            last = t
-        fk = (id(who), bytes(r.requestParameters), bytes(r.resources),  # the memo keeps ``who`` alive
-              bytes(r.responseElements) if who.creates else None)
-        slot = slots.get(fk)
+    windowed = since is not None or until is not None
+    filtering = windowed or memo.wanted is not None
+    usage, keys, principals = acc.usage, acc.keys, acc.principals
+    times, time_problems = _times(records)
+    good_times: list[str] = []  # of readable records, with their coverage prefix
+    covered: list[str] = []
+    event_times: list[str] = []  # of records that passed the filters, when there are filters
+    eids: list[str] = []
+    key_of = array("q")
+    bad: list[tuple[int, str]] = []
+    filtered = 0
+    xxh = _xxh
+    for i, r in enumerate(records):
+        mk = (xxh(r.userIdentity), r.eventSource, r.eventName, r.awsRegion, r.errorCode, r.eventType,
+              r.eventCategory, r.recipientAccountId, xxh(r.requestParameters), xxh(r.resources))
+        slot = slots.get(mk)
         if slot is None:
-            slot = slots[fk] = new_slot(who, r)
-        h = slot[0]
+            slot = slots[mk] = new_slot(mk, r)
+        h, who, key = slot
+        t = times[i]
+        if h is None:
+            if who.bad is not None:
+                bad.append((i, who.bad))
+                continue
+            if t is None:
+                bad.append((i, time_problems[i]))
+                continue
+            good_times.append(t)
+            covered.append(who.coverage)
+            if not who.wanted:
+                filtered += 1
+                continue
+            h, who, key = created_slot(mk, who, r)
+        elif t is None:
+            bad.append((i, time_problems[i]))
+            continue
+        else:
+            good_times.append(t)
+            covered.append(who.coverage)
+        if filtering:
+            if windowed and ((since is not None and t < since) or (until is not None and t > until)):
+                filtered += 1
+                continue
+            event_times.append(t)
         eid = r.eventID
         totals = usage.get(h)
         if totals is None:
-            usage[h] = [1, t, t, who.category, [who.error_code] if who.error_code else [], [eid] if eid else []]
-            keys[h] = slot[1]
+            usage[h] = [1, t, t, who.category, list(who.error_codes), [eid] if eid else []]
+            keys[h] = key
             if who.principal not in principals:
                 principals[who.principal] = (who.principal_type, who.account)
         else:
@@ -261,16 +304,61 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
                     samples[-1] = eid
                     samples.sort()
         if eid:
-            ids.append(event_hash(eid))
+            eids.append(eid)
             key_of.append(h)
-    out.records, out.events, out.filtered = records, events, filtered
-    out.first_time, out.last_time = first, last
+    out.problems.extend(Problem(path=blob.key, record=decoded.position(i), reason=reason) for i, reason in bad)
+    out.records = len(good_times)
+    out.filtered = filtered
+    out.events = out.records - filtered
+    if good_times:
+        _cover(acc.coverage, covered, good_times)
+        horizon = (datetime.now(timezone.utc) + FUTURE_SLACK).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if max(good_times) > horizon:  # kept (it may be clock skew), but said: a forged or misdated record skews the window
+            out.problems.extend(Problem(path=blob.key, record=decoded.position(i), reason=(
+                f"eventTime {t} is in the future: the event is kept; check the trail's clock or the record's origin"))
+                for i, t in enumerate(times) if t is not None and t > horizon)
+    if out.events:
+        counted = event_times if filtering else good_times
+        out.first_time, out.last_time = min(counted), max(counted)
+    ids = array("q")
+    ids.frombytes(array("Q", map(xxh, map(str.encode, eids))).tobytes())  # the same 64 bits, signed like every hash lpgen stores
     out.ids, out.key_of = ids.tobytes(), key_of.tobytes()
     if len(set(ids)) < len(ids):
         out.problems.extend(_conflicting_duplicates(blob.key, ids, key_of))
     if decoded.kind is None and not decoded.problems:
         out.problems.append(Problem(path=blob.key, reason="no CloudTrail records found"))
     return out
+
+
+def _cover(coverage: dict[str, list], prefixes: list[str], times: list[str]) -> None:
+    """Add records to the coverage (account, region and day → [records, first, last])."""
+    first, last = min(times), max(times)
+    if first[:10] == last[:10] and prefixes.count(prefixes[0]) == len(prefixes):  # one day, one account and region
+        groups = {prefixes[0] + first[:10]: (len(times), first, last)}
+    else:
+        spans: dict[str, list] = {}
+        for prefix, t in zip(prefixes, times, strict=True):
+            k = prefix + t[:10]
+            span = spans.get(k)
+            if span is None:
+                spans[k] = [1, t, t]
+            else:
+                span[0] += 1
+                if t < span[1]:
+                    span[1] = t
+                elif t > span[2]:
+                    span[2] = t
+        groups = spans
+    for k, (n, lo, hi) in groups.items():
+        cov = coverage.get(k)
+        if cov is None:
+            coverage[k] = [n, lo, hi]
+        else:
+            cov[0] += n
+            if lo < cov[1]:
+                cov[1] = lo
+            if hi > cov[2]:
+                cov[2] = hi
 
 
 def _conflicting_duplicates(path: str, ids: array, key_of: array) -> list[Problem]:
@@ -281,7 +369,7 @@ def _conflicting_duplicates(path: str, ids: array, key_of: array) -> list[Proble
     """
     first: dict[int, int] = {}
     conflicts = 0
-    for h, k in zip(ids, key_of):
+    for h, k in zip(ids, key_of, strict=True):
         if first.setdefault(h, k) != k:
             conflicts += 1
     if not conflicts:
@@ -290,8 +378,31 @@ def _conflicting_duplicates(path: str, ids: array, key_of: array) -> list[Proble
                                       "principal or resources: the first occurrence is counted, the repeat is not")]
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while mining.
+
+    Mining allocates millions of short-lived containers and keeps large memos, so
+    the collector would keep re-scanning the memos (a fifth of a worker's time) to
+    find cycles that mining does not create; reference counting frees everything.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def mine_chunk(source: BlobSource, options: MineOptions, blobs: list[Blob]) -> Partial:
     """Read and mine a chunk of inputs into one :class:`Partial` (runs in a worker process)."""
+    with _gc_paused():
+        return _mine_chunk(source, options, blobs)
+
+
+def _mine_chunk(source: BlobSource, options: MineOptions, blobs: list[Blob]) -> Partial:
     acc = Partial()
     for blob in blobs:
         try:
@@ -354,7 +465,7 @@ def mine(
     progress: Progress | None = None,
 ) -> MineReport:
     """Mine every new input of ``sources`` into ``store``; return what happened."""
-    with store.exclusive():
+    with store.exclusive(), _gc_paused():
         return _mine(sources, store, options, workers, progress)
 
 
@@ -413,7 +524,7 @@ def _partials(todo: list[tuple[BlobSource, Blob]], options: MineOptions, workers
             yield mine_chunk(source, options, blobs)
         return
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with context.Pool(workers) as pool:
+    with context.Pool(workers, initializer=gc.enable) as pool:  # forked while the parent pauses it
         # A bounded window of tasks in flight: results never pile up in memory when
         # the parent (merging, committing) falls behind the workers.
         pending: deque = deque()
@@ -608,7 +719,7 @@ class _Reducer:
         key_of = ids_from_bytes(one.key_of)
         fresh: set[int] = set()
         duplicates = 0
-        for h, k in zip(ids, key_of):
+        for h, k in zip(ids, key_of, strict=True):
             if h in fresh or h in self.seen:
                 duplicates += 1
                 usage[k][0] -= 1

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import msgspec
 
-SCHEMA_VERSION = 1
+#: 2: usage rows appended in rowid order, found by their key hash (a unique index), and
+#: event IDs and keys hashed with XXH3; stores of schema 1 must be mined again.
+SCHEMA_VERSION = 2
 DEFAULT_PATH = Path(".lpgen") / "usage.db"
 MAX_SAMPLES = 3
 
@@ -44,7 +46,7 @@ CREATE TABLE IF NOT EXISTS inputs (
     PRIMARY KEY (key, scope));
 CREATE INDEX IF NOT EXISTS inputs_window ON inputs (last_time, first_time);
 CREATE TABLE IF NOT EXISTS usage (
-    id INTEGER PRIMARY KEY, principal TEXT NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL, error_class TEXT NOT NULL,
+    id INTEGER NOT NULL UNIQUE, principal TEXT NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL, error_class TEXT NOT NULL,
     region TEXT NOT NULL, invoked_by TEXT NOT NULL, fields TEXT NOT NULL,
     count INTEGER NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
     category TEXT, error_codes TEXT NOT NULL, samples TEXT NOT NULL);
@@ -64,7 +66,7 @@ class StoreError(Exception):
 
 
 #: (principal, source, name, error_class, region, invoked_by, fields as JSON); its
-#: 64-bit hash (lpgen.mine.key_hash) is the row id, so merging compares integers.
+#: 64-bit hash (lpgen.mine.key_hash) is the row's unique ``id``, so merging compares integers.
 UsageKey = tuple[str, str, str, str, str, str, str]
 
 
@@ -169,7 +171,8 @@ class UsageStore:
         if row is None:
             raise StoreError(f"{self.path} is an SQLite file but not an lpgen usage store")
         if int(row[0]) != SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has store schema {row[0]}; this lpgen reads schema {SCHEMA_VERSION}")
+            raise StoreError(f"{self.path} has store schema {row[0]}; this lpgen reads schema {SCHEMA_VERSION}: "
+                             "mine the trail again into a new store (--store PATH, or delete this file)")
 
     def close(self) -> None:
         self._db.close()
@@ -261,7 +264,7 @@ class UsageStore:
                   i.problems, i.first_time, i.last_time, i.ids, run) for i in inputs])
             db.executemany(
                 """INSERT INTO usage VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                   ON CONFLICT DO UPDATE SET
+                   ON CONFLICT (id) DO UPDATE SET
                      count = count + excluded.count,
                      first_seen = min(first_seen, excluded.first_seen),
                      last_seen = max(last_seen, excluded.last_seen),
@@ -318,8 +321,8 @@ class UsageStore:
 
     def coverage(self) -> list[CoverageRow]:
         rows = self._db.execute("SELECT * FROM coverage ORDER BY account, region, day")
-        return [CoverageRow(account=a, region=r, day=d, records=n, first_time=f, last_time=l)
-                for a, r, d, n, f, l in rows]
+        return [CoverageRow(account=a, region=r, day=d, records=n, first_time=first, last_time=last)
+                for a, r, d, n, first, last in rows]
 
     def problems(self, limit: int | None = None) -> list[tuple[str, int | None, str]]:
         sql = "SELECT key, record, reason FROM problems ORDER BY run, rowid"
