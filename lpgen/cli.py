@@ -9,53 +9,26 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 
 from lpgen import __version__
 from lpgen.attached import AttachedError, AuthorizationDetails, live_attached, live_principals
-from lpgen.aws import client_factory, error_message
-from lpgen.diff import DiffOptions, diff, render_diff
-from lpgen.expand import expand
 from lpgen.filters import FilterError, Window, parse_instant, principal_matcher
 from lpgen.findings import SEVERITIES, at_least
-from lpgen.generate import (
-    INLINE_POLICIES_LIMIT,
-    MANAGED_POLICY_LIMIT,
-    GenerateOptions,
-    generate,
-    size,
-)
-from lpgen.graph import UsageGraph
-from lpgen.integrity import IntegrityReport, render_integrity, verify
-from lpgen.live import (
-    logged_data_prefixes,
-    public_key_lookup,
-    recently_accessed_services,
-)
-from lpgen.mapping import (
-    Call,
-    explain,
-    map_call,
-    map_record,
-    mapping_dict,
-    render_explanation,
-)
 from lpgen.mine import MineOptions, MineReport, mine
 from lpgen.model import Problem
 from lpgen.normalize import BadRecord
-from lpgen.policy_formats import render as render_policies
-from lpgen.policy_formats import render_evidence
 from lpgen.pushdown import Partitions, QuerySpec, build_sql
-from lpgen.report import build_report
-from lpgen.report_render import render_report
+from lpgen.sources.base import AggregateSource
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, decode
 from lpgen.sources.local import open_source
-from lpgen.sources.query import QuerySource
 from lpgen.store import DEFAULT_PATH, StoreError, UsageStore
 from lpgen.summary import render_mine_report, render_summary, summarize
-from lpgen.who import render_who, who
+
+if TYPE_CHECKING:  # the commands import what they need, so that `lpgen mine` starts fast
+    from lpgen.integrity import IntegrityReport
 
 #: Warnings printed one per line before the rest are only counted.
 SHOWN_WARNINGS = 50
@@ -133,7 +106,7 @@ def open_sources(specs, window: Window, accounts, regions, profile, endpoint_url
 def log_sources(sources: list, command: str) -> list:
     """``sources``, refusing athena: and lake: ones: they return aggregates, not the records ``command`` reads."""
     for source in sources:
-        if isinstance(source, QuerySource):
+        if isinstance(source, AggregateSource):
             raise click.ClickException(f"{source.label}: athena: and lake: sources return aggregates, not records "
                                        f"or log files: `lpgen {command}` cannot read them")
     return sources
@@ -141,6 +114,9 @@ def log_sources(sources: list, command: str) -> list:
 
 def run_verify(sources, window: Window, profile, endpoint_url) -> IntegrityReport:
     """Integrity of ``sources``; digest signatures are checked against CloudTrail's keys for s3:// ones."""
+    from lpgen.aws import client_factory
+    from lpgen.integrity import verify
+    from lpgen.live import public_key_lookup
     keys = public_key_lookup(lambda region: client_factory(profile=profile, region=region, endpoint_url=endpoint_url))
     return verify(sources, window=window, public_keys=keys)
 
@@ -204,6 +180,7 @@ def mine_command(sources, store, since, until, principals, workers, accounts, re
     Lake and Athena result exports are recognised by their content; digest
     files are skipped. Inputs already mined are not read again.
     """
+    from lpgen.integrity import render_integrity
     options = MineOptions(window=make_window(since, until), principals=tuple(principals), max_inflate=max_inflate)
     show_progress = sys.stderr.isatty() and fmt == "text"
     if cache is not None:
@@ -216,7 +193,7 @@ def mine_command(sources, store, since, until, principals, workers, accounts, re
     opened = open_sources(sources, options.window, accounts, regions, profile, endpoint_url, cache, query)
     integrity = None
     if check_integrity:  # query sources have no log files to check
-        integrity = run_verify([s for s in opened if not isinstance(s, QuerySource)], options.window, profile,
+        integrity = run_verify([s for s in opened if not isinstance(s, AggregateSource)], options.window, profile,
                                endpoint_url)
         click.echo(render_integrity(integrity), err=True, nl=False)
     with UsageStore(store) as usage_store:
@@ -250,6 +227,7 @@ def verify_command(sources, since, until, accounts, regions, profile, endpoint_u
     bucket s3://bucket[/prefix]; for buckets the digest signatures are checked against
     CloudTrail's public keys (ListPublicKeys). Exit status 1 when anything fails.
     """
+    from lpgen.integrity import render_integrity
     window = make_window(since, until)
     report = run_verify(log_sources(open_sources(sources, window, accounts, regions, profile, endpoint_url), "verify"),
                         window, profile, endpoint_url)
@@ -339,6 +317,8 @@ def summary_command(store, fmt):
 @library_errors
 def graph_command(store, principals, fmt, calls, output):
     """Export the usage graph (principal → IAM action → resource)."""
+    from lpgen.graph import UsageGraph
+    from lpgen.mapping import Call, map_call
     with UsageStore(store, create=False) as usage_store:
         rows = usage_store.usage()
         if principals:
@@ -362,6 +342,7 @@ def graph_command(store, principals, fmt, calls, output):
 @format_option("text", "json")
 def explain_command(event_source, event_name, params, region, account, fmt):
     """Show which IAM actions a CloudTrail call needs, on what, and why."""
+    from lpgen.mapping import explain, render_explanation
     fields = []
     for param in params:
         path, sep, value = param.partition("=")
@@ -379,6 +360,7 @@ def explain_command(event_source, event_name, params, region, account, fmt):
               metavar="BYTES", help="Refuse inputs that decompress beyond this size.")
 def map_command(sources, fmt, max_inflate):
     """Print, per event, the IAM actions it needed (one JSON object per line)."""
+    from lpgen.mapping import map_record, mapping_dict
     problems: list[Problem] = []
     for spec in sources:
         (source,) = log_sources([open_source(spec)], "map")
@@ -429,6 +411,9 @@ def generate_command(sources, store, since, until, principals, fmt, output, incl
     With SOURCEs, mines them into the store first. With one principal, prints
     its policy document; otherwise a JSON object keyed by principal ARN.
     """
+    from lpgen.generate import INLINE_POLICIES_LIMIT, MANAGED_POLICY_LIMIT, GenerateOptions, generate, size
+    from lpgen.policy_formats import render as render_policies
+    from lpgen.policy_formats import render_evidence
     window = make_window(since, until)
     with UsageStore(store, create=bool(sources)) as usage_store:
         if sources:
@@ -475,6 +460,9 @@ def attached_options(f):
 
 
 def _load_attached(principal, attached_file, live, profile, region, endpoint_url):
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lpgen.aws import client_factory
     if bool(attached_file) == bool(live):
         raise click.UsageError("give exactly one of --attached FILE or --live")
     if live:
@@ -492,6 +480,7 @@ def _load_attached(principal, attached_file, live, profile, region, endpoint_url
 @library_errors
 def attached_command(principal, attached_file, live, profile, region, endpoint_url, fmt):
     """Print what a principal is granted, expanded to concrete actions."""
+    from lpgen.expand import expand
     expanded = expand(_load_attached(principal, attached_file, live, profile, region, endpoint_url))
     if fmt == "json":
         click.echo(json.dumps({"principal": principal, "notes": list(expanded.notes),
@@ -521,6 +510,12 @@ def attached_command(principal, attached_file, live, profile, region, endpoint_u
 def diff_command(sources, principal, store, attached_file, live, profile, region, endpoint_url, min_days,
                  data_events, access_advisor_days, fail_on, fmt):
     """Compare what a principal is granted with what it used: used, unused, unobservable, over-broad, missing."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lpgen.aws import client_factory
+    from lpgen.diff import DiffOptions, diff, render_diff
+    from lpgen.expand import expand
+    from lpgen.live import logged_data_prefixes, recently_accessed_services
     attached = _load_attached(principal, attached_file, live, profile, region, endpoint_url)
     rows, coverage, _ = _evidence(store, sources)
     logged = _prefixes(data_events)
@@ -557,6 +552,13 @@ def diff_command(sources, principal, store, attached_file, live, profile, region
 def report_command(sources, store, attached_file, live, profile, region, endpoint_url, principals, min_days,
                    data_events, fmt, output, fail_on, report_date):
     """Report every principal of the account: the diff's figures and findings, riskiest first."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lpgen.aws import client_factory, error_message
+    from lpgen.diff import DiffOptions
+    from lpgen.live import logged_data_prefixes
+    from lpgen.report import build_report
+    from lpgen.report_render import render_report
     if bool(attached_file) == bool(live):
         raise click.UsageError("give exactly one of --attached FILE or --live")
     if report_date:
@@ -605,6 +607,7 @@ def report_command(sources, store, attached_file, live, profile, region, endpoin
 @library_errors
 def who_command(resource, sources, store, fmt):
     """Which principals touched RESOURCE (an ARN, an instance id, a bucket, function, table or queue name), when."""
+    from lpgen.who import render_who, who
     rows, _, _ = _evidence(store, sources)
     click.echo(render_who(resource, who(rows, resource), fmt), nl=False)
 
@@ -651,6 +654,10 @@ def sam_command(template, sources, store, stack, role_map, parameters, region, a
                 endpoint_url, min_days, patch_file, fail_on, fmt, output):
     """Review a SAM or CloudFormation template: what each function is granted, and with
     CloudTrail (SOURCEs or --store), what it used and the tightest Policies: as a patch."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lpgen.aws import client_factory
+    from lpgen.diff import DiffOptions
     from lpgen.sam_report import PatchError, fails, render_patch
     from lpgen.sam_report import render as render_review
     from lpgen.sam_review import ReviewOptions, match_live, review

@@ -29,9 +29,8 @@ from lpgen.filters import Window, principal_matcher
 from lpgen.model import Problem
 from lpgen.normalize import CANONICAL_TIME, BadRecord, account_of, caller, event_time
 from lpgen.records import RawRecord
-from lpgen.sources.base import Blob, BlobSource, PartialRead
+from lpgen.sources.base import AggregateSource, Blob, BlobSource, PartialRead
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, DIGEST, decode
-from lpgen.sources.query import QuerySource
 from lpgen.store import (
     MAX_SAMPLES,
     InputRecord,
@@ -457,7 +456,7 @@ Progress = Callable[[MineReport], None]
 
 
 def mine(
-    sources: Sequence[BlobSource | QuerySource],
+    sources: Sequence[BlobSource | AggregateSource],
     store: UsageStore,
     options: MineOptions = MineOptions(),
     *,
@@ -469,7 +468,7 @@ def mine(
         return _mine(sources, store, options, workers, progress)
 
 
-def _mine(sources: Sequence[BlobSource | QuerySource], store: UsageStore, options: MineOptions, workers: int,
+def _mine(sources: Sequence[BlobSource | AggregateSource], store: UsageStore, options: MineOptions, workers: int,
           progress: Progress | None) -> MineReport:
     started = _time.perf_counter()
     report = MineReport()
@@ -479,7 +478,7 @@ def _mine(sources: Sequence[BlobSource | QuerySource], store: UsageStore, option
     todo: list[tuple[BlobSource, Blob]] = []
     changed: set[str] = set()
     for source in sources:
-        if isinstance(source, QuerySource):  # Athena, CloudTrail Lake: the engine aggregates, no inputs to list
+        if isinstance(source, AggregateSource):  # Athena, CloudTrail Lake: the engine aggregates, no inputs to list
             source.mine_into(store, options.window, options.principals, report)
             continue
         listing = source.list()

@@ -87,6 +87,18 @@ def is_digest(location: str) -> bool:
     return "/CloudTrail-Digest/" in location or "_CloudTrail-Digest_" in location
 
 
+class AggregateSource(ABC):
+    """A place whose engine aggregates the events itself (Athena, CloudTrail Lake): mined by one
+    query into the store, with no inputs to list and read."""
+
+    #: How the user named it, for messages.
+    label: str
+
+    @abstractmethod
+    def mine_into(self, store: Any, window: Any, principals: tuple[str, ...], report: Any) -> None:
+        """Run the query and write what it returns into ``store``, accounting for it in ``report``."""
+
+
 class AwsSource(BlobSource):
     """A source behind an AWS API, made picklable for the worker processes.
 

@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lpgen.aws import error_message
 from lpgen.filters import FilterError, Window
 from lpgen.model import Problem
+from lpgen.sources.base import AggregateSource
 from lpgen.pushdown import Partitions, QuerySpec, aggregate, build_sql, table_name
 from lpgen.store import InputRecord, UsageStore
 
@@ -168,7 +169,7 @@ def _overlaps(window: Window, ranges: list[tuple[str | None, str]]) -> bool:
                for since, until in ranges)
 
 
-class QuerySource:
+class QuerySource(AggregateSource):
     """``athena:DATABASE.TABLE`` or ``lake:EVENT_DATA_STORE`` (an id or an event data store ARN)."""
 
     def __init__(self, spec: str, *, accounts: tuple[str, ...] = (), regions: tuple[str, ...] = (),
