@@ -39,6 +39,7 @@ from lpgen.store import (
     ids_from_bytes,
     ids_to_bytes,
     merge_totals,
+    row_hash,
 )
 
 #: Commit after this many inputs or this many events, whichever comes first.
@@ -100,12 +101,11 @@ class Partial:
 
 #: A fast, stable 64-bit hash (Python's ``hash`` differs per process): xxHash's XXH3.
 _xxh = xxhash.xxh3_64_intdigest
-_SIGN = 1 << 63
 
 
 def key_hash(key: tuple) -> int:
-    """A stable 64-bit identity for a usage key: its ``id`` in the store (signed, as SQLite integers are)."""
-    return _xxh("\x00".join(key).encode()) - _SIGN
+    """A stable 64-bit identity for a usage key: its ``id`` in the store."""
+    return row_hash(key)
 
 
 class _CallerSlot(msgspec.Struct, frozen=True):

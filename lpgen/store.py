@@ -26,9 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+import xxhash
 
-#: 2: usage rows appended in rowid order, found by their key hash (a unique index), and
-#: event IDs and keys hashed with XXH3; stores of schema 1 must be mined again.
+#: 2: usage rows appended in rowid order, found by their key hash (a unique index), their
+#: caller (principal, call, error class, region, invoked by) in a table of its own (the view
+#: usage_rows joins them back), event IDs and keys hashed with XXH3. Stores of schema 1 must be
+#: mined again.
 SCHEMA_VERSION = 2
 DEFAULT_PATH = Path(".lpgen") / "usage.db"
 MAX_SAMPLES = 3
@@ -45,11 +48,17 @@ CREATE TABLE IF NOT EXISTS inputs (
     problems INTEGER NOT NULL, first_time TEXT, last_time TEXT, ids BLOB, run INTEGER,
     PRIMARY KEY (key, scope));
 CREATE INDEX IF NOT EXISTS inputs_window ON inputs (last_time, first_time);
+CREATE TABLE IF NOT EXISTS callers (
+    id INTEGER PRIMARY KEY, principal TEXT NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL,
+    error_class TEXT NOT NULL, region TEXT NOT NULL, invoked_by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS usage (
-    id INTEGER NOT NULL UNIQUE, principal TEXT NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL, error_class TEXT NOT NULL,
-    region TEXT NOT NULL, invoked_by TEXT NOT NULL, fields TEXT NOT NULL,
+    id INTEGER NOT NULL UNIQUE, caller INTEGER NOT NULL, fields TEXT NOT NULL,
     count INTEGER NOT NULL, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
     category TEXT, error_codes TEXT NOT NULL, samples TEXT NOT NULL);
+CREATE VIEW IF NOT EXISTS usage_rows AS
+    SELECT u.id, c.principal, c.source, c.name, c.error_class, c.region, c.invoked_by, u.fields, u.count,
+           u.first_seen, u.last_seen, u.category, u.error_codes, u.samples
+    FROM usage u JOIN callers c ON c.id = u.caller;
 CREATE TABLE IF NOT EXISTS principals (
     principal TEXT PRIMARY KEY, type TEXT NOT NULL, account TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS coverage (
@@ -155,6 +164,7 @@ class UsageStore:
             self._db.execute("PRAGMA wal_autocheckpoint=16384")  # 64 MiB: fewer rewrites of hot pages
             self._db.execute("PRAGMA cache_size=-49152")  # 48 MiB: upserts land all over the table
             self._db.create_function("lpgen_merge", 3, _merge_json, deterministic=True)
+            self._caller_ids: dict[tuple, int] = {}  # callers known to be in the table
             self._check_schema()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a usable lpgen store: {exc}") from None
@@ -262,8 +272,10 @@ class UsageStore:
                 "INSERT OR REPLACE INTO inputs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(i.key, i.scope, i.size, i.version, i.kind, i.records, i.counted, i.duplicates,
                   i.problems, i.first_time, i.last_time, i.ids, run) for i in inputs])
+            rows, callers = self._usage_rows(keys, usage)
+            db.executemany("INSERT OR IGNORE INTO callers VALUES (?,?,?,?,?,?,?)", callers)
             db.executemany(
-                """INSERT INTO usage VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                """INSERT INTO usage VALUES (?,?,?,?,?,?,?,?,?)
                    ON CONFLICT (id) DO UPDATE SET
                      count = count + excluded.count,
                      first_seen = min(first_seen, excluded.first_seen),
@@ -271,7 +283,7 @@ class UsageStore:
                      category = coalesce(category, excluded.category),
                      error_codes = lpgen_merge(error_codes, excluded.error_codes, 5),
                      samples = lpgen_merge(samples, excluded.samples, %d)""" % MAX_SAMPLES,
-                [(h, *keys[h], a[0], a[1], a[2], a[3], _json(a[4]), _json(a[5])) for h, a in sorted(usage.items())])
+                rows)
             db.executemany(
                 "INSERT INTO principals VALUES (?,?,?) ON CONFLICT DO NOTHING",
                 [(p, kind, account) for p, (kind, account) in principals.items()])
@@ -290,14 +302,33 @@ class UsageStore:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            self._caller_ids.clear()  # some may not be in the table after all
             raise
+
+    def _usage_rows(self, keys: dict[int, UsageKey], usage: dict[int, Totals]) -> tuple[list[tuple], list[tuple]]:
+        """Rows of the usage table, and the callers table rows they need that this store may lack.
+
+        In the batch's order, which the inputs' order decides: a new key appends a row, an old one is
+        found through the unique index on id, small enough to stay in SQLite's page cache.
+        """
+        ids = self._caller_ids
+        rows, callers = [], []
+        for h, a in usage.items():
+            key = keys[h]
+            caller = key[:6]
+            cid = ids.get(caller)
+            if cid is None:
+                cid = ids[caller] = row_hash(caller)
+                callers.append((cid, *caller))
+            rows.append((h, cid, key[6], a[0], a[1], a[2], a[3], _json(a[4]) if a[4] else "[]", _json(a[5])))
+        return rows, callers
 
     # -- reading -----------------------------------------------------------
 
     def usage(self, *, principals: Iterable[str] | None = None, include_service: bool = False) -> Iterator[UsageRow]:
         """Aggregates, sorted; service-initiated calls only when asked for."""
         sql = "SELECT principal, source, name, error_class, region, invoked_by, fields, count, first_seen,"\
-              " last_seen, category, error_codes, samples FROM usage"
+              " last_seen, category, error_codes, samples FROM usage_rows"
         where, params = [], []
         if not include_service:
             where.append("principal NOT LIKE 'service:%'")
@@ -346,7 +377,7 @@ class UsageStore:
     def contents(self) -> dict[str, list[tuple]]:
         """Everything that mining determines (not run timestamps): for comparing stores."""
         return {
-            "usage": list(self._db.execute("SELECT * FROM usage ORDER BY id")),
+            "usage": list(self._db.execute("SELECT * FROM usage_rows ORDER BY id")),
             "principals": list(self._db.execute("SELECT * FROM principals ORDER BY 1")),
             "coverage": list(self._db.execute("SELECT * FROM coverage ORDER BY 1,2,3")),
             "inputs": list(self._db.execute(
@@ -361,6 +392,11 @@ _INPUT_COLUMNS = "key, scope, size, version, kind, records, counted, duplicates,
 def _input_record(r: tuple) -> InputRecord:
     return InputRecord(key=r[0], scope=r[1], size=r[2], version=r[3], kind=r[4], records=r[5], counted=r[6],
                        duplicates=r[7], problems=r[8], first_time=r[9], last_time=r[10], ids=r[11] or b"")
+
+
+def row_hash(parts: tuple[str, ...]) -> int:
+    """A stable 64-bit id for a tuple of strings (XXH3, signed as SQLite integers are)."""
+    return xxhash.xxh3_64_intdigest("\x00".join(parts).encode()) - (1 << 63)
 
 
 def _merge_json(a: str, b: str, limit: int) -> str:

@@ -134,6 +134,8 @@ def _inflate(data: bytes, path: str, max_bytes: int, problems: list[Problem]) ->
 def _valid_utf8(data: bytes, path: str, problems: list[Problem]) -> bytes:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if data.isascii():  # most logs; a scan without building the text
+        return data
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
