@@ -192,22 +192,36 @@ def event_fields(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw
                  response: bytes | msgspec.Raw = b"null", created: tuple[str, ...] = ()) -> Fields:
     """Request fields and resource ARNs of one record, from its undecoded JSON parts; with
     ``created`` (see :func:`created_keys`), the identifiers the call created."""
-    parameters, resources = bytes(parameters), bytes(resources)
-    result: Fields = ()
+    return tuple(sorted(_field_set(parameters, resources, response, created)))
+
+
+def event_fields_json(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw = b"null",
+                      response: bytes | msgspec.Raw = b"null", created: tuple[str, ...] = ()) -> str:
+    """:func:`event_fields` as the JSON text the usage store keeps (mining's form: no tuple between)."""
+    return _encode(sorted(_field_set(parameters, resources, response, created))).decode()
+
+
+_encode = msgspec.json.encode
+
+
+def _field_set(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw, response: bytes | msgspec.Raw,
+               created: tuple[str, ...]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
     try:
-        if parameters not in _EMPTY:
-            result = request_fields(msgspec.json.decode(parameters))
-        extra: Fields = ()
-        if resources not in _EMPTY:
+        if bytes(parameters) not in _EMPTY:
+            rules = _rules()
+            limits = rules[-1]
+            _walk(msgspec.json.decode(parameters), "", 0, found, rules[-2], limits["depth"], limits["value_length"])
+            if len(found) > limits["fields"]:  # bound the request's share of the key, whatever it holds
+                found = set(sorted(found)[: limits["fields"]])
+        if bytes(resources) not in _EMPTY:
             try:
                 entries = _resources_decoder.decode(resources)
             except msgspec.ValidationError:  # not a list of objects: read it loosely
                 entries = msgspec.json.decode(resources)
-            extra = resource_fields(entries)
+            found.update(resource_fields(entries))
         if created and bytes(response) not in _EMPTY:
-            extra += created_fields(msgspec.json.decode(bytes(response)), created)
-        if extra:
-            result = tuple(sorted(set(result).union(extra)))
+            found.update(created_fields(msgspec.json.decode(response), created))
     except (msgspec.DecodeError, RecursionError):
         pass  # the record decoded, so its parts are JSON; never fail a record over them
-    return result
+    return found

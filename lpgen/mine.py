@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta, timezone
 import msgspec
 import xxhash
 
-from lpgen.fields import created_keys, event_fields
+from lpgen.fields import created_keys, event_fields_json
 from lpgen.filters import Window, principal_matcher
 from lpgen.model import Problem
 from lpgen.normalize import CANONICAL_TIME, BadRecord, account_of, caller, event_time
@@ -167,20 +167,20 @@ class _Memo:
             who = self.callers[caller_key] = self.caller(record)
         if who.bad is not None or who.creates or not who.wanted:
             return None, who, None
-        return self._keyed(who, event_fields(record.requestParameters, record.resources))
+        return self._keyed(who, event_fields_json(record.requestParameters, record.resources))
 
     def created_slot(self, memo_key: tuple, who: _CallerSlot, record: RawRecord) -> _Slot:
         """The slot of a creating call, whose usage key also holds what its response created."""
         key = (memo_key, _xxh(record.responseElements))
         slot = self.created.get(key)
         if slot is None:
-            slot = self.created[key] = self._keyed(who, event_fields(
+            slot = self.created[key] = self._keyed(who, event_fields_json(
                 record.requestParameters, record.resources, record.responseElements, who.creates))
         return slot
 
     @staticmethod
-    def _keyed(who: _CallerSlot, fields) -> _Slot:
-        key = (*who.prefix, msgspec.json.encode(fields).decode())
+    def _keyed(who: _CallerSlot, fields: str) -> _Slot:
+        key = (*who.prefix, fields)
         return key_hash(key), who, key
 
 
