@@ -221,7 +221,7 @@ def test_map_prints_one_line_per_event(tmp_path):
     result = CliRunner().invoke(main, ["map", str(tmp_path / "log.json.gz")])
     assert result.exit_code == 0
     lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
-    assert [(l["eventName"], l["status"], l["actions"]) for l in lines] == [
+    assert [(x["eventName"], x["status"], x["actions"]) for x in lines] == [
         ("GetItem", "used", ["dynamodb:GetItem"]), ("Bogus", "unknown", [])]
     assert lines[0]["principal"].endswith("orders-api-role") and lines[0]["eventID"]
     assert "record 2" in result.output
