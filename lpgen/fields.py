@@ -144,6 +144,11 @@ def resource_fields(resources: Any) -> Fields:
 
 
 _EMPTY = (b"null", b"{}", b"[]", b"")
+
+
+def _empty(part: bytes | msgspec.Raw) -> bool:
+    """Whether an undecoded part holds nothing (copied only when short enough to be one of _EMPTY)."""
+    return len(part) <= 4 and bytes(part) in _EMPTY
 #: Field-name prefix of identifiers a call created (from responseElements): evidence for
 #: ``lpgen who``, never input to the mapping (see lpgen/data/created_resources.json).
 CREATED = "created:"
@@ -208,19 +213,19 @@ def _field_set(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw, 
                created: tuple[str, ...]) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     try:
-        if bytes(parameters) not in _EMPTY:
+        if not _empty(parameters):
             rules = _rules()
             limits = rules[-1]
             _walk(msgspec.json.decode(parameters), "", 0, found, rules[-2], limits["depth"], limits["value_length"])
             if len(found) > limits["fields"]:  # bound the request's share of the key, whatever it holds
                 found = set(sorted(found)[: limits["fields"]])
-        if bytes(resources) not in _EMPTY:
+        if not _empty(resources):
             try:
                 entries = _resources_decoder.decode(resources)
             except msgspec.ValidationError:  # not a list of objects: read it loosely
                 entries = msgspec.json.decode(resources)
             found.update(resource_fields(entries))
-        if created and bytes(response) not in _EMPTY:
+        if created and not _empty(response):
             found.update(created_fields(msgspec.json.decode(response), created))
     except (msgspec.DecodeError, RecursionError):
         pass  # the record decoded, so its parts are JSON; never fail a record over them

@@ -101,6 +101,7 @@ class Partial:
 
 #: A fast, stable 64-bit hash (Python's ``hash`` differs per process): xxHash's XXH3.
 _xxh = xxhash.xxh3_64_intdigest
+_SIGN = 1 << 63  # row_hash's ids are signed, as SQLite integers are
 
 
 def key_hash(key: tuple) -> int:
@@ -112,6 +113,7 @@ class _CallerSlot(msgspec.Struct, frozen=True):
     """What every record of one session calling one API has in common."""
 
     prefix: tuple = ()  # the usage key without its fields
+    joined: str = ""  # the prefix as row_hash joins it, ready for the fields
     principal: str = ""
     principal_type: str = ""
     account: str = ""
@@ -153,8 +155,9 @@ class _Memo:
             c = caller(record)
         except BadRecord as exc:
             return _CallerSlot(bad=str(exc))
+        prefix = (c.principal, c.source, c.name, c.error_class, c.region, c.invoked_by or "")
         return _CallerSlot(
-            prefix=(c.principal, c.source, c.name, c.error_class, c.region, c.invoked_by or ""),
+            prefix=prefix, joined="\x00".join(prefix) + "\x00",
             principal=c.principal, principal_type=c.principal_type, account=account_of(c.principal, c.account),
             category=c.category, error_codes=(c.error_code,) if c.error_code else (),
             coverage=f"{c.account}\x00{c.region}\x00",
@@ -180,8 +183,8 @@ class _Memo:
 
     @staticmethod
     def _keyed(who: _CallerSlot, fields: str) -> _Slot:
-        key = (*who.prefix, fields)
-        return key_hash(key), who, key
+        """The usage key and its hash: :func:`key_hash` of it, from the caller's prefix joined once."""
+        return _xxh((who.joined + fields).encode()) - _SIGN, who, (*who.prefix, fields)
 
 
 _memo: _Memo | None = None
@@ -189,8 +192,10 @@ _memo: _Memo | None = None
 
 def _memo_for(options: MineOptions) -> _Memo:
     global _memo
-    if _memo is None or _memo.options != options or len(_memo.slots) + len(_memo.created) > _Memo.LIMIT:
+    if _memo is None or _memo.options != options or len(_memo.callers) > _Memo.LIMIT:
         _memo = _Memo(options)
+    elif len(_memo.slots) + len(_memo.created) > _Memo.LIMIT:  # most are resources seen once: start again,
+        _memo.slots, _memo.created = {}, {}  # but keep the sessions, which recur for hours
     return _memo
 
 
