@@ -541,11 +541,14 @@ def _partials(todo: list[tuple[BlobSource, Blob]], options: MineOptions, workers
 
 
 def _chunks(todo: list[tuple[BlobSource, Blob]]):
-    """Consecutive runs of at most CHUNK_INPUTS inputs of one source."""
+    """Consecutive runs of at most CHUNK_INPUTS inputs of one source, a quarter of that over the last
+    few chunks' worth: the run ends when its slowest worker does, so the last chunks are small."""
     group: list[Blob] = []
     current = None
-    for source, blob in todo:
-        if group and (source is not current or len(group) >= CHUNK_INPUTS):
+    tail = len(todo) - 4 * CHUNK_INPUTS  # from here on, smaller chunks (the worker count plays no part)
+    for i, (source, blob) in enumerate(todo):
+        limit = CHUNK_INPUTS if i < tail else max(CHUNK_INPUTS // 4, 1)
+        if group and (source is not current or len(group) >= limit):
             yield current, group
             group = []
         current = source
