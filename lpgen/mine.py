@@ -209,7 +209,8 @@ _ALL_CANONICAL = re.compile(f"(?:{CANONICAL_TIME.pattern.strip('^$')})*")
 def _times(records: list[RawRecord]) -> tuple[list[str | None], dict[int, str]]:
     """Each record's eventTime in canonical form (None when unusable), and why for those."""
     times = [r.eventTime for r in records]
-    if None not in times and _ALL_CANONICAL.fullmatch("".join(times)):
+    # every one 20 characters long, so the concatenation's units are the records' own times
+    if None not in times and set(map(len, times)) <= {20} and _ALL_CANONICAL.fullmatch("".join(times)):
         return times, {}
     reasons: dict[int, str] = {}
     for i, r in enumerate(records):

@@ -286,6 +286,22 @@ def test_an_event_in_the_future_is_kept_and_said(tmp_path):
     assert problem.record == 0 and "eventTime 2099-01-01T00:00:00Z is in the future" in problem.reason
 
 
+def test_unusable_event_times_are_said_per_record_and_the_rest_mined(tmp_path):
+    """Mining checks a file's times at once on their concatenation; an empty time or two times run
+    together must still be told apart per record, each in a file of otherwise good records."""
+    for n, bad in enumerate(["", "2026-11-02T08:15:00Z2026-11-02T08:15:00Z"]):
+        write_log(delivery_path(tmp_path / "logs", n=n), [
+            make_record(name="GetItem"), make_record(name=f"Bad{n}", time=bad), make_record(name="Query")])
+    write_log(delivery_path(tmp_path / "logs", n=2), [
+        make_record(name="Scan", time="2026-11-02T08:15:00.123+01:00")])  # an unusual form, made canonical
+    with UsageStore(tmp_path / "s.db") as store:
+        report = mine([LocalSource(tmp_path / "logs")], store)
+        rows = {row.name: row for row in store.usage()}
+    assert set(rows) == {"GetItem", "Query", "Scan"} and rows["GetItem"].count == 2
+    assert rows["Scan"].first_seen == "2026-11-02T07:15:00Z"
+    assert sorted((p.record, p.reason.split(" ")[0]) for p in report.problems) == [(1, "no"), (1, "unparseable")]
+
+
 def test_a_100_mb_record_is_mined_with_the_rest_of_its_file(tmp_path):
     big = make_record(name="PutItem", params={"tableName": "orders", "item": {"payload": {"S": "x" * 100_000_000}}})
     write_log(delivery_path(tmp_path / "logs"), [make_record(name="GetItem"), big, make_record(name="Query")])
