@@ -59,13 +59,17 @@ def _decide(key: str) -> int:
 
 def request_fields(parameters: Any) -> Fields:
     """The (dotted path, value) pairs worth keeping from a decoded ``requestParameters``."""
+    return tuple(sorted(_request_field_set(parameters)))
+
+
+def _request_field_set(parameters: Any) -> set[tuple[str, str]]:
     rules = _rules()
     limits = rules[-1]
     found: set[tuple[str, str]] = set()
     _walk(parameters, "", 0, found, rules[-2], limits["depth"], limits["value_length"])
-    if not found:
-        return ()
-    return tuple(sorted(found)[: limits["fields"]])
+    if len(found) > limits["fields"]:  # bound the request's share of the key, whatever it holds
+        found = set(sorted(found)[: limits["fields"]])
+    return found
 
 
 def _walk(node: Any, path: str, depth: int, found: set, paired: dict, max_depth: int, max_len: int) -> None:
@@ -214,11 +218,7 @@ def _field_set(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw, 
     found: set[tuple[str, str]] = set()
     try:
         if not _empty(parameters):
-            rules = _rules()
-            limits = rules[-1]
-            _walk(msgspec.json.decode(parameters), "", 0, found, rules[-2], limits["depth"], limits["value_length"])
-            if len(found) > limits["fields"]:  # bound the request's share of the key, whatever it holds
-                found = set(sorted(found)[: limits["fields"]])
+            found = _request_field_set(msgspec.json.decode(parameters))
         if not _empty(resources):
             try:
                 entries = _resources_decoder.decode(resources)

@@ -39,7 +39,7 @@ from lpgen.store import (
     ids_from_bytes,
     ids_to_bytes,
     merge_totals,
-    row_hash,
+    text_hash,
 )
 
 #: Commit after this many inputs or this many events, whichever comes first.
@@ -101,19 +101,13 @@ class Partial:
 
 #: A fast, stable 64-bit hash (Python's ``hash`` differs per process): xxHash's XXH3.
 _xxh = xxhash.xxh3_64_intdigest
-_SIGN = 1 << 63  # row_hash's ids are signed, as SQLite integers are
-
-
-def key_hash(key: tuple) -> int:
-    """A stable 64-bit identity for a usage key: its ``id`` in the store."""
-    return row_hash(key)
 
 
 class _CallerSlot(msgspec.Struct, frozen=True):
     """What every record of one session calling one API has in common."""
 
     prefix: tuple = ()  # the usage key without its fields
-    joined: str = ""  # the prefix as row_hash joins it, ready for the fields
+    joined: str = ""  # the prefix as row_hash joins it, ready for the fields (see _keyed)
     principal: str = ""
     principal_type: str = ""
     account: str = ""
@@ -183,8 +177,8 @@ class _Memo:
 
     @staticmethod
     def _keyed(who: _CallerSlot, fields: str) -> _Slot:
-        """The usage key and its hash: :func:`key_hash` of it, from the caller's prefix joined once."""
-        return _xxh((who.joined + fields).encode()) - _SIGN, who, (*who.prefix, fields)
+        """The usage key and its id: :func:`~lpgen.store.row_hash` of it, from the caller's prefix joined once."""
+        return text_hash(who.joined + fields), who, (*who.prefix, fields)
 
 
 _memo: _Memo | None = None
@@ -261,26 +255,20 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
         if slot is None:
             slot = slots[mk] = new_slot(mk, r)
         h, who, key = slot
+        if who.bad is not None:
+            bad.append((i, who.bad))
+            continue
         t = times[i]
-        if h is None:
-            if who.bad is not None:
-                bad.append((i, who.bad))
-                continue
-            if t is None:
-                bad.append((i, time_problems[i]))
-                continue
-            good_times.append(t)
-            covered.append(who.coverage)
+        if t is None:
+            bad.append((i, time_problems[i]))
+            continue
+        good_times.append(t)
+        covered.append(who.coverage)
+        if h is None:  # filtered out by principal, or a creating call (keyed by its response too)
             if not who.wanted:
                 filtered += 1
                 continue
             h, who, key = created_slot(mk, who, r)
-        elif t is None:
-            bad.append((i, time_problems[i]))
-            continue
-        else:
-            good_times.append(t)
-            covered.append(who.coverage)
         if filtering:
             if windowed and ((since is not None and t < since) or (until is not None and t > until)):
                 filtered += 1
@@ -326,7 +314,7 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
         counted = event_times if filtering else good_times
         out.first_time, out.last_time = min(counted), max(counted)
     ids = array("q")
-    ids.frombytes(array("Q", map(xxh, map(str.encode, eids))).tobytes())  # the same 64 bits, signed like every hash lpgen stores
+    ids.frombytes(array("Q", map(xxh, map(str.encode, eids))).tobytes())  # the same 64 bits, read as the ledger's signed array
     out.ids, out.key_of = ids.tobytes(), key_of.tobytes()
     if len(set(ids)) < len(ids):
         out.problems.extend(_conflicting_duplicates(blob.key, ids, key_of))
@@ -339,31 +327,19 @@ def _cover(coverage: dict[str, list], prefixes: list[str], times: list[str]) -> 
     """Add records to the coverage (account, region and day → [records, first, last])."""
     first, last = min(times), max(times)
     if first[:10] == last[:10] and prefixes.count(prefixes[0]) == len(prefixes):  # one day, one account and region
-        groups = {prefixes[0] + first[:10]: (len(times), first, last)}
+        _add_span(coverage, prefixes[0] + first[:10], len(times), first, last)
     else:
-        spans: dict[str, list] = {}
         for prefix, t in zip(prefixes, times, strict=True):
-            k = prefix + t[:10]
-            span = spans.get(k)
-            if span is None:
-                spans[k] = [1, t, t]
-            else:
-                span[0] += 1
-                if t < span[1]:
-                    span[1] = t
-                elif t > span[2]:
-                    span[2] = t
-        groups = spans
-    for k, (n, lo, hi) in groups.items():
-        cov = coverage.get(k)
-        if cov is None:
-            coverage[k] = [n, lo, hi]
-        else:
-            cov[0] += n
-            if lo < cov[1]:
-                cov[1] = lo
-            if hi > cov[2]:
-                cov[2] = hi
+            _add_span(coverage, prefix + t[:10], 1, t, t)
+
+
+def _add_span(coverage: dict[str, list], key: str, records: int, first: str, last: str) -> None:
+    span = coverage.get(key)
+    if span is None:
+        coverage[key] = [records, first, last]
+    else:
+        span[0] += records
+        span[1], span[2] = min(span[1], first), max(span[2], last)
 
 
 def _conflicting_duplicates(path: str, ids: array, key_of: array) -> list[Problem]:
@@ -687,12 +663,7 @@ class _Reducer:
         for principal, kind in p.principals.items():
             self.principals.setdefault(principal, kind)
         for key, (n, first, last) in p.coverage.items():
-            cov = self.coverage.get(key)
-            if cov is None:
-                self.coverage[key] = [n, first, last]
-            else:
-                cov[0] += n
-                cov[1], cov[2] = min(cov[1], first), max(cov[2], last)
+            _add_span(self.coverage, key, n, first, last)
 
     def _carry_over(self, one: InputResult, counted_ids: set[int], counted: int,
                     duplicates: int) -> tuple[set[int], int, int]:

@@ -43,7 +43,7 @@ from lpgen.fields import created_keys, event_fields
 from lpgen.filters import FilterError, Window, principal_matcher
 from lpgen.model import DENIED, ERROR, OK
 from lpgen.normalize import account_of
-from lpgen.store import MAX_SAMPLES, Totals, merge_totals
+from lpgen.store import MAX_SAMPLES, Totals, merge_totals, row_hash
 
 ENGINES = ("athena", "lake")
 MAX_ERROR_CODES = 5
@@ -474,8 +474,6 @@ _REQUIRED = ("principal", "source", "name", "error_class", "region", "first_seen
 def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals: tuple[str, ...] = ()) -> Aggregate:
     """Store rows from the query's result rows (column name → text, as both APIs return them; Lake leaves
     NULL columns out)."""
-    from lpgen.mine import key_hash  # mine imports the sources; import late
-
     out = Aggregate()
     wanted = principal_matcher(principals)
     for row in rows:
@@ -496,7 +494,7 @@ def aggregate(rows: Iterable[dict[str, str | None]], *, engine: str, principals:
         samples = sorted({s for s in _json_list(row.get("samples")) if s})[:MAX_SAMPLES]
         totals = [int(row.get("events") or 0), row.get("first_seen"), row.get("last_seen"), row.get("category") or None,
                   codes, samples]
-        h = key_hash(key)
+        h = row_hash(key)
         mine = out.usage.get(h)
         if mine is None:
             out.usage[h], out.keys[h] = totals, key

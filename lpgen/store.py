@@ -75,7 +75,7 @@ class StoreError(Exception):
 
 
 #: (principal, source, name, error_class, region, invoked_by, fields as JSON); its
-#: 64-bit hash (lpgen.mine.key_hash) is the row's unique ``id``, so merging compares integers.
+#: 64-bit hash (row_hash) is the row's unique ``id``, so merging compares integers.
 UsageKey = tuple[str, str, str, str, str, str, str]
 
 
@@ -397,8 +397,14 @@ def _input_record(r: tuple) -> InputRecord:
 
 
 def row_hash(parts: tuple[str, ...]) -> int:
-    """A stable 64-bit id for a tuple of strings (XXH3, signed as SQLite integers are)."""
-    return xxhash.xxh3_64_intdigest("\x00".join(parts).encode()) - (1 << 63)
+    """A stable 64-bit id for a tuple of strings: :func:`text_hash` of them joined by NUL."""
+    return text_hash("\x00".join(parts))
+
+
+def text_hash(text: str) -> int:
+    """XXH3 of ``text``, signed as SQLite integers are (mining joins a key's caller part once, then hashes
+    it with each distinct fields text)."""
+    return xxhash.xxh3_64_intdigest(text.encode()) - (1 << 63)
 
 
 def _merge_json(a: str, b: str, limit: int) -> str:
