@@ -32,12 +32,14 @@ from lpgen.records import RawRecord
 from lpgen.sources.base import AggregateSource, Blob, BlobSource, PartialRead
 from lpgen.sources.formats import DEFAULT_MAX_BYTES, DIGEST, decode
 from lpgen.store import (
+    MAX_ERROR_CODES,
     MAX_SAMPLES,
     InputRecord,
     Totals,
     UsageStore,
     ids_from_bytes,
     ids_to_bytes,
+    merge_small,
     merge_totals,
     text_hash,
 )
@@ -274,13 +276,13 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
                 filtered += 1
                 continue
             event_times.append(t)
+        if who.principal not in principals:
+            principals[who.principal] = (who.principal_type, who.account)
         eid = r.eventID
         totals = usage.get(h)
         if totals is None:
             usage[h] = [1, t, t, who.category, list(who.error_codes), [eid] if eid else []]
             keys[h] = key
-            if who.principal not in principals:
-                principals[who.principal] = (who.principal_type, who.account)
         else:
             totals[0] += 1
             if t < totals[1]:
@@ -296,6 +298,8 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
                 elif eid < samples[-1] and eid not in samples:
                     samples[-1] = eid
                     samples.sort()
+            if totals[3] is None or who.error_codes:  # another caller of the key: a failed call, or one that says its category
+                _fold_caller(totals, who)
         if eid:
             eids.append(eid)
             key_of.append(h)
@@ -321,6 +325,15 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
     if decoded.kind is None and not decoded.problems:
         out.problems.append(Problem(path=blob.key, reason="no CloudTrail records found"))
     return out
+
+
+def _fold_caller(totals: Totals, who: _CallerSlot) -> None:
+    """Add what one more record of a key says about it: its error code (the key has an error class, and
+    one class holds several codes), and its category when the key has none yet (as the store merges)."""
+    if totals[3] is None:
+        totals[3] = who.category
+    if who.error_codes and who.error_codes[0] not in totals[4]:
+        totals[4] = merge_small(totals[4], list(who.error_codes), MAX_ERROR_CODES)
 
 
 def _cover(coverage: dict[str, list], prefixes: list[str], times: list[str]) -> None:

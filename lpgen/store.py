@@ -35,6 +35,7 @@ import xxhash
 SCHEMA_VERSION = 2
 DEFAULT_PATH = Path(".lpgen") / "usage.db"
 MAX_SAMPLES = 3
+MAX_ERROR_CODES = 5  # distinct error codes kept per aggregate
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -92,7 +93,7 @@ def merge_totals(mine: Totals, other: Totals) -> None:
         mine[2] = other[2]
     mine[3] = mine[3] or other[3]
     if other[4]:
-        mine[4] = merge_small(mine[4], other[4], 5)
+        mine[4] = merge_small(mine[4], other[4], MAX_ERROR_CODES)
     mine[5] = merge_small(mine[5], other[5], MAX_SAMPLES)
 
 
@@ -283,8 +284,8 @@ class UsageStore:
                      first_seen = min(first_seen, excluded.first_seen),
                      last_seen = max(last_seen, excluded.last_seen),
                      category = coalesce(category, excluded.category),
-                     error_codes = lpgen_merge(error_codes, excluded.error_codes, 5),
-                     samples = lpgen_merge(samples, excluded.samples, %d)""" % MAX_SAMPLES,
+                     error_codes = lpgen_merge(error_codes, excluded.error_codes, %d),
+                     samples = lpgen_merge(samples, excluded.samples, %d)""" % (MAX_ERROR_CODES, MAX_SAMPLES),
                 rows)
             db.executemany(
                 "INSERT INTO principals VALUES (?,?,?) ON CONFLICT DO NOTHING",

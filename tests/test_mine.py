@@ -276,6 +276,22 @@ def test_a_repeated_event_id_with_different_content_is_said_and_counted_once(tmp
     assert "1 record(s) repeat an earlier eventID with a different call" in problem.reason
 
 
+def test_one_aggregate_keeps_every_error_code_of_its_class_and_the_first_known_category(tmp_path):
+    """Records of one key may differ in what the key leaves out: the error code within its class, and
+    whether the record says its category. Within a file as across files, the aggregate holds every
+    code (up to five) and the first category given, as the store merges two batches."""
+    write_log(delivery_path(tmp_path / "logs"), [
+        make_record(name="GetItem", errorCode="AccessDeniedException", eventCategory=None),
+        make_record(name="GetItem", errorCode="AccessDenied"),
+        make_record(name="GetItem", errorCode="AccessDeniedException")])
+    with UsageStore(tmp_path / "s.db") as store:
+        mine([LocalSource(tmp_path / "logs")], store)
+        (row,) = store.usage()
+    assert (row.error_class, row.count) == (DENIED, 3)
+    assert row.error_codes == ("AccessDenied", "AccessDeniedException")
+    assert row.category == "Data"
+
+
 def test_an_event_in_the_future_is_kept_and_said(tmp_path):
     write_log(delivery_path(tmp_path / "logs"), [make_record(name="GetItem", time="2099-01-01T00:00:00Z"),
                                                  make_record(name="Query")])
