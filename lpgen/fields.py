@@ -63,13 +63,19 @@ def request_fields(parameters: Any) -> Fields:
 
 
 def _request_field_set(parameters: Any) -> set[tuple[str, str]]:
+    paired, max_depth, max_len, max_fields = _limits()
+    found: set[tuple[str, str]] = set()
+    _walk(parameters, "", 0, found, paired, max_depth, max_len)
+    if len(found) > max_fields:  # bound the request's share of the key, whatever it holds
+        found = set(sorted(found)[:max_fields])
+    return found
+
+
+@functools.cache
+def _limits() -> tuple[dict, int, int, int]:
     rules = _rules()
     limits = rules[-1]
-    found: set[tuple[str, str]] = set()
-    _walk(parameters, "", 0, found, rules[-2], limits["depth"], limits["value_length"])
-    if len(found) > limits["fields"]:  # bound the request's share of the key, whatever it holds
-        found = set(sorted(found)[: limits["fields"]])
-    return found
+    return rules[-2], limits["depth"], limits["value_length"], limits["fields"]
 
 
 def _walk(node: Any, path: str, depth: int, found: set, paired: dict, max_depth: int, max_len: int) -> None:
@@ -81,10 +87,16 @@ def _walk(node: Any, path: str, depth: int, found: set, paired: dict, max_depth:
         return
     if not isinstance(node, dict):
         return
+    decisions = _decisions
     for key, value in node.items():
-        decision = _decisions.get(key)
+        decision = decisions.get(key)
         if decision is None:
             decision = _decide(key) if isinstance(key, str) else _SKIP
+        if type(value) is str and (decision == _KEEP or (decision == _TOP_ONLY and not path)):
+            if value:  # the common case first: a name or an ARN
+                text = value.strip()
+                found.add((f"{path}.{key}" if path else key, text if len(text) <= max_len else text[:max_len] + "…"))
+            continue
         if decision == _SKIP:
             continue
         here = f"{path}.{key}" if path else key
@@ -211,20 +223,27 @@ def event_fields_json(parameters: bytes | msgspec.Raw, resources: bytes | msgspe
 
 
 _encode = msgspec.json.encode
+_decode = msgspec.json.decode
 
 
 def _field_set(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw, response: bytes | msgspec.Raw,
                created: tuple[str, ...]) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     try:
-        if not _empty(parameters):
-            found = _request_field_set(msgspec.json.decode(parameters))
-        if not _empty(resources):
+        if len(parameters) > 4 or bytes(parameters) not in _EMPTY:  # _empty(), inline
+            found = _request_field_set(_decode(parameters))
+        if len(resources) > 4 or bytes(resources) not in _EMPTY:
             try:
                 entries = _resources_decoder.decode(resources)
             except msgspec.ValidationError:  # not a list of objects: read it loosely
-                entries = msgspec.json.decode(resources)
-            found.update(resource_fields(entries))
+                found.update(resource_fields(_decode(resources)))
+            else:
+                for entry in entries:  # resource_fields, inline: every distinct key of a run comes here
+                    arn, prefix = entry.ARN, entry.ARNPrefix
+                    if arn and type(arn) is str:
+                        found.add(("arn", arn))
+                    if prefix and type(prefix) is str:
+                        found.add(("arnPrefix", prefix))
         if created and not _empty(response):
             found.update(created_fields(msgspec.json.decode(response), created))
     except (msgspec.DecodeError, RecursionError):
