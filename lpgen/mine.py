@@ -14,6 +14,7 @@ import gc
 import json
 import multiprocessing
 import re
+import sys
 import time as _time
 from array import array
 from collections import Counter, deque
@@ -103,6 +104,7 @@ class Partial:
 
 #: A fast, stable 64-bit hash (Python's ``hash`` differs per process): xxHash's XXH3.
 _xxh = xxhash.xxh3_64_intdigest
+_xxh_digest = xxhash.xxh3_64_digest
 
 
 class _CallerSlot(msgspec.Struct, frozen=True):
@@ -317,8 +319,7 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
     if out.events:
         counted = event_times if filtering else good_times
         out.first_time, out.last_time = min(counted), max(counted)
-    ids = array("q")
-    ids.frombytes(array("Q", map(xxh, map(str.encode, eids))).tobytes())  # the same 64 bits, read as the ledger's signed array
+    ids = event_id_hashes(eids)
     out.ids, out.key_of = ids.tobytes(), key_of.tobytes()
     if len(set(ids)) < len(ids):
         out.problems.extend(_conflicting_duplicates(blob.key, ids, key_of))
@@ -334,6 +335,17 @@ def _fold_caller(totals: Totals, who: _CallerSlot) -> None:
         totals[3] = who.category
     if who.error_codes and who.error_codes[0] not in totals[4]:
         totals[4] = merge_small(totals[4], list(who.error_codes), MAX_ERROR_CODES)
+
+
+def event_id_hashes(eids: list[str]) -> array:
+    """XXH3 of each eventID as the ledger keeps them: the same 64 bits read as a signed array('q').
+
+    Built from the big-endian digests (Python never makes an int of each hash, nor converts it back).
+    """
+    ids = array("q", b"".join(map(_xxh_digest, map(str.encode, eids))))
+    if sys.byteorder == "little":
+        ids.byteswap()
+    return ids
 
 
 def _cover(coverage: dict[str, list], prefixes: list[str], times: list[str]) -> None:

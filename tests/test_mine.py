@@ -420,3 +420,16 @@ def test_the_memo_hashes_a_usage_key_as_the_store_does():
     fields = '[["key","a/b.json"],["bucketName","b"]]'
     h, _, key = _Memo._keyed(who, fields)
     assert key == (*prefix, fields) and h == row_hash(key)
+
+
+def test_event_ids_are_hashed_as_the_ledger_of_earlier_runs_holds_them():
+    """The ledger keeps XXH3 of each eventID as a signed 64-bit integer; a store mined by an
+    earlier version must still recognise the events it counted."""
+    import xxhash
+
+    from lpgen.mine import event_id_hashes
+
+    eids = ["a9b8c7d6-0000-4000-8000-000000000001", "ffffffff-ffff-4fff-bfff-ffffffffffff", "x"]
+    expected = [(h ^ (1 << 63)) - (1 << 63) for h in map(xxhash.xxh3_64_intdigest, map(str.encode, eids))]
+    assert list(event_id_hashes(eids)) == expected
+    assert len(event_id_hashes([])) == 0
