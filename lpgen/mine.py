@@ -136,7 +136,10 @@ class _Memo:
     eventID, so mining keys records by 64-bit hashes of their undecoded identity,
     parameters and resources (no copies, no decoding) and normalises each distinct
     combination once: :func:`caller` once per session and call, the request fields
-    once per distinct parameters.
+    once per distinct parameters. The memo key is one integer, the hash of those
+    hashes and the call's strings: a lookup compares integers, not tuples of strings
+    that the last file's decoding made (a collision, at 2^-61 per pair of keys, is as
+    unlikely as one of the XXH3 hashes it combines).
     """
 
     LIMIT = 50_000  # slots; each holds a usage key, and S3 object keys rarely repeat
@@ -145,8 +148,8 @@ class _Memo:
         self.options = options
         self.wanted = principal_matcher(options.principals)
         self.callers: dict[tuple, _CallerSlot] = {}
-        self.slots: dict[tuple, _Slot] = {}
-        self.created: dict[tuple, _Slot] = {}
+        self.slots: dict[int, _Slot] = {}  # memo key (see mine_bytes) → slot
+        self.created: dict[tuple[int, int], _Slot] = {}
 
     def caller(self, record: RawRecord) -> _CallerSlot:
         try:
@@ -161,8 +164,9 @@ class _Memo:
             coverage=f"{c.account}\x00{c.region}\x00",
             wanted=self.wanted is None or self.wanted(c.principal), creates=created_keys(c.source, c.name))
 
-    def slot(self, memo_key: tuple, record: RawRecord) -> _Slot:
-        caller_key = memo_key[:8]
+    def slot(self, record: RawRecord) -> _Slot:
+        caller_key = (_xxh(record.userIdentity), record.eventSource, record.eventName, record.awsRegion,
+                      record.errorCode, record.eventType, record.eventCategory, record.recipientAccountId)
         who = self.callers.get(caller_key)
         if who is None:
             who = self.callers[caller_key] = self.caller(record)
@@ -170,7 +174,7 @@ class _Memo:
             return None, who, None
         return self._keyed(who, event_fields_json(record.requestParameters, record.resources))
 
-    def created_slot(self, memo_key: tuple, who: _CallerSlot, record: RawRecord) -> _Slot:
+    def created_slot(self, memo_key: int, who: _CallerSlot, record: RawRecord) -> _Slot:
         """The slot of a creating call, whose usage key also holds what its response created."""
         key = (memo_key, _xxh(record.responseElements))
         slot = self.created.get(key)
@@ -253,11 +257,11 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
     filtered = 0
     xxh = _xxh
     for i, r in enumerate(records):
-        mk = (xxh(r.userIdentity), r.eventSource, r.eventName, r.awsRegion, r.errorCode, r.eventType,
-              r.eventCategory, r.recipientAccountId, xxh(r.requestParameters), xxh(r.resources))
+        mk = hash((xxh(r.userIdentity), r.eventSource, r.eventName, r.awsRegion, r.errorCode, r.eventType,
+                   r.eventCategory, r.recipientAccountId, xxh(r.requestParameters), xxh(r.resources)))
         slot = slots.get(mk)
         if slot is None:
-            slot = slots[mk] = new_slot(mk, r)
+            slot = slots[mk] = new_slot(r)
         h, who, key = slot
         if who.bad is not None:
             bad.append((i, who.bad))
