@@ -282,13 +282,13 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
                 filtered += 1
                 continue
             event_times.append(t)
-        if who.principal not in principals:
-            principals[who.principal] = (who.principal_type, who.account)
         eid = r.eventID
         totals = usage.get(h)
         if totals is None:
             usage[h] = [1, t, t, who.category, list(who.error_codes), [eid] if eid else []]
             keys[h] = key
+            if who.principal not in principals:  # its first event here: keys name their principal
+                principals[who.principal] = (who.principal_type, who.account)
         else:
             totals[0] += 1
             if t < totals[1]:
