@@ -304,7 +304,7 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
                 elif eid < samples[-1] and eid not in samples:
                     samples[-1] = eid
                     samples.sort()
-            if totals[3] is None or who.error_codes:  # another caller of the key: a failed call, or one that says its category
+            if who.error_codes or (totals[3] is None and who.category is not None):  # a code or a first category
                 _fold_caller(totals, who)
         if eid:
             eids.append(eid)
