@@ -92,7 +92,7 @@ def _walk(node: Any, path: str, depth: int, found: set, paired: dict, max_depth:
         decision = decisions.get(key)
         if decision is None:
             decision = _decide(key) if isinstance(key, str) else _SKIP
-        if type(value) is str and (decision == _KEEP or (decision == _TOP_ONLY and not path)):
+        if isinstance(value, str) and (decision == _KEEP or (decision == _TOP_ONLY and not path)):
             if value:  # the common case first: a name or an ARN
                 text = value.strip()
                 found.add((f"{path}.{key}" if path else key, text if len(text) <= max_len else text[:max_len] + "…"))
@@ -106,12 +106,7 @@ def _walk(node: Any, path: str, depth: int, found: set, paired: dict, max_depth:
             continue
         if decision == _FACT_PRESENT:
             text = "present"
-        elif isinstance(value, str):
-            if decision in (_KEEP, _TOP_ONLY):
-                if value:
-                    text = value.strip()
-                    found.add((here, text if len(text) <= max_len else text[:max_len] + "…"))
-                continue
+        elif isinstance(value, str):  # a fact (names and ARNs were kept above)
             text = value.strip()
         elif isinstance(value, (int, float, bool)):
             if decision in (_KEEP, _TOP_ONLY):
@@ -146,17 +141,22 @@ _resources_decoder = msgspec.json.Decoder(list[_Resource])
 
 def resource_fields(resources: Any) -> Fields:
     """The ARNs of a record's ``resources[]`` (``ARN`` or, for prefixes, ``ARNPrefix``)."""
-    found = set()
+    found: set[tuple[str, str]] = set()
     if isinstance(resources, list):
-        for entry in resources:
-            if isinstance(entry, dict):
-                entry = _Resource(ARN=entry.get("ARN"), ARNPrefix=entry.get("ARNPrefix"))
-            if isinstance(entry, _Resource):
-                if isinstance(entry.ARN, str) and entry.ARN:
-                    found.add(("arn", entry.ARN))
-                if isinstance(entry.ARNPrefix, str) and entry.ARNPrefix:
-                    found.add(("arnPrefix", entry.ARNPrefix))
+        _add_resources(found, [_Resource(ARN=e.get("ARN"), ARNPrefix=e.get("ARNPrefix")) if isinstance(e, dict) else e
+                               for e in resources])
     return tuple(sorted(found))
+
+
+def _add_resources(found: set, entries: list) -> None:
+    """Add the ARNs of decoded ``resources[]`` entries to ``found`` (entries of another type are no resource)."""
+    for entry in entries:
+        if isinstance(entry, _Resource):
+            arn, prefix = entry.ARN, entry.ARNPrefix
+            if isinstance(arn, str) and arn:
+                found.add(("arn", arn))
+            if isinstance(prefix, str) and prefix:
+                found.add(("arnPrefix", prefix))
 
 
 _EMPTY = (b"null", b"{}", b"[]", b"")
@@ -194,7 +194,7 @@ def created_keys(source: str, name: str) -> tuple[str, ...]:
 def created_fields(response: Any, keys: tuple[str, ...]) -> Fields:
     """``(created:<key>, value)`` for every string under one of ``keys``, at any depth."""
     found: set[tuple[str, str]] = set()
-    _walk_created(response, 0, set(keys), found, _rules()[-1]["depth"])
+    _walk_created(response, 0, set(keys), found, _limits()[1])
     return tuple(sorted(found))
 
 
@@ -230,22 +230,15 @@ def _field_set(parameters: bytes | msgspec.Raw, resources: bytes | msgspec.Raw, 
                created: tuple[str, ...]) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     try:
-        if len(parameters) > 4 or bytes(parameters) not in _EMPTY:  # _empty(), inline
+        if not _empty(parameters):
             found = _request_field_set(_decode(parameters))
-        if len(resources) > 4 or bytes(resources) not in _EMPTY:
+        if not _empty(resources):
             try:
-                entries = _resources_decoder.decode(resources)
+                _add_resources(found, _resources_decoder.decode(resources))
             except msgspec.ValidationError:  # not a list of objects: read it loosely
                 found.update(resource_fields(_decode(resources)))
-            else:
-                for entry in entries:  # resource_fields, inline: every distinct key of a run comes here
-                    arn, prefix = entry.ARN, entry.ARNPrefix
-                    if arn and type(arn) is str:
-                        found.add(("arn", arn))
-                    if prefix and type(prefix) is str:
-                        found.add(("arnPrefix", prefix))
         if created and not _empty(response):
-            found.update(created_fields(msgspec.json.decode(response), created))
+            found.update(created_fields(_decode(response), created))
     except (msgspec.DecodeError, RecursionError):
         pass  # the record decoded, so its parts are JSON; never fail a record over them
     return found
