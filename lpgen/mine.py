@@ -264,22 +264,20 @@ def mine_bytes(data: bytes, blob: Blob, options: MineOptions, into: Partial | No
             slot = slots[mk] = new_slot(r)
         h, who, key = slot
         t = times[i]
-        if h is None or t is None:  # unusable, filtered out by principal, or a creating call (keyed by its response too)
+        if h is None or t is None:  # the usual record has neither: its tests stop here
             if who.bad is not None:
                 bad.append((i, who.bad))
                 continue
             if t is None:
                 bad.append((i, time_problems[i]))
                 continue
-            good_times.append(t)
-            covered.append(who.coverage)
+        good_times.append(t)
+        covered.append(who.coverage)
+        if h is None:  # filtered out by principal, or a creating call (keyed by its response too)
             if not who.wanted:
                 filtered += 1
                 continue
             h, who, key = created_slot(mk, who, r)
-        else:
-            good_times.append(t)
-            covered.append(who.coverage)
         if filtering:
             if windowed and ((since is not None and t < since) or (until is not None and t > until)):
                 filtered += 1
