@@ -149,6 +149,20 @@ def test_terraform_escapes_policy_variables():
     assert _hcl_list(["arn:aws:s3:::b/${aws:username}/*"]) == '["arn:aws:s3:::b/$${aws:username}/*"]'
 
 
+def test_deployer_gets_its_stack_by_name_even_where_the_trail_names_the_stacks_generated_id(rows):
+    # `aws cloudformation deploy` polls DescribeChangeSet with the stack's ARN, which ends in the id
+    # CloudFormation generated when it created the stack; a stack deleted and created again (as one in
+    # ROLLBACK_COMPLETE must be) gets another, so a policy naming the id would break the next deploy.
+    deployer = f"arn:aws:iam::{ACCOUNT}:role/ci/github-deployer"
+    assert any(r.name == "DescribeChangeSet" and ":stack/orders-service/5c2e8f10-" in v
+               for r in rows if r.principal == deployer for _, v in r.fields)
+    got = grants(generate(rows)[deployer])
+    stack = f"arn:aws:cloudformation:eu-west-1:{ACCOUNT}:stack/orders-service/*"
+    assert {a: r for a, r in got.items() if a.startswith("cloudformation:")} == {
+        a: {stack} for a in ("cloudformation:CreateChangeSet", "cloudformation:DescribeChangeSet",
+                             "cloudformation:DescribeStacks", "cloudformation:ExecuteChangeSet")}
+
+
 def test_demo_policies_match_their_reviewed_goldens(rows):
     golden = json.loads((DEMO / "policies.expected.json").read_text())
     assert {p: g.document() for p, g in generate(rows).items()} == golden
