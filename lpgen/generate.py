@@ -202,9 +202,10 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
             if all(r not in ("unknown",) for r in seen) and not key[0].startswith(("iam:", "sts:")):
                 conditions[key].add(("StringEquals", "aws:RequestedRegion", ",".join(sorted(seen))))
     statements = _statements(grants, conditions, options, catalog)
-    for (action, denied), resources in sorted(grants.items()):
+    for (action, _denied), resources in sorted(grants.items()):
         for pattern in collapse(resources, options):
-            covered = sorted(r for r in resources if r != pattern and fnmatch.fnmatchcase(r, pattern))
+            covered = sorted(r for r in resources if r != pattern and (
+                fnmatch.fnmatchcase(r, pattern) or _by_name(_generalize(r, options.generalize)) == pattern))
             if pattern.endswith("*") and covered and pattern in resources:
                 notes.append(f"{action}: {len(covered)} resources covered by {pattern}, also granted")
             elif pattern.endswith("*") and len(covered) > 1:
@@ -321,11 +322,12 @@ def _compact(actions: set[str], catalog: Catalog) -> set[str]:
 def collapse(resources: Iterable[str], options: GenerateOptions = GenerateOptions()) -> tuple[str, ...]:
     """Fewer ARNs, conservatively: ``*`` wins; S3 object keys collapse to their deepest common
     prefix, and ARNs differing only in a trailing id to a wildcard, once there are more than
-    ``prefix_threshold`` of them; account and region become ``*`` only when asked."""
+    ``prefix_threshold`` of them; account and region become ``*`` only when asked; a resource
+    whose ARN carries an id AWS generated at its creation is named by its name (:func:`_by_name`)."""
     arns = set(resources)
     if "*" in arns:
         return ("*",)
-    arns = {_generalize(a, options.generalize) for a in arns}
+    arns = {_by_name(_generalize(a, options.generalize)) for a in arns}
     groups: dict[str, set[str]] = defaultdict(set)
     for arn in arns:
         head, sep, tail = _split_tail(arn)
@@ -366,6 +368,33 @@ def _common_prefix(tails: set[str]) -> str:
         n += 1
     prefix = first[:n]
     return prefix[: prefix.rfind("/") + 1] if "/" in prefix else ""
+
+
+#: A stack's, change set's or stack set's ARN ends in an id CloudFormation generates at creation.
+_STACK_ID = re.compile(r"^(arn:[^:]+:cloudformation:[^:]*:[^:]*:(?:stack/[^/]+/|changeSet/[^/]+/|stackset/[^/:]+:))"
+                       r"[^/:*]+$")
+
+#: A secret's ARN: its name, then (in a complete ARN) ``-`` and six random characters.
+_SECRET = re.compile(r"^(arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:)([^*?]+?)(-[A-Za-z0-9]{6})?$")
+
+
+def _by_name(arn: str) -> str:
+    """``arn`` with the id AWS generated when it created the resource left open.
+
+    A policy naming that id breaks when the resource is deleted and created again under the
+    same name: a CloudFormation stack (as one in ROLLBACK_COMPLETE must be) gets a new id, a
+    Secrets Manager secret a new six-character suffix. So a stack is granted as ``stack/NAME/*``
+    and a secret as ``secret:NAME-??????``, as calls that gave only the name already are. For a
+    secret this also mends a partial ARN (the name without the suffix), which IAM never matches;
+    one whose name itself ends in ``-`` and six letters or digits cannot be told from a complete one.
+    """
+    if ":cloudformation:" in arn:
+        return _STACK_ID.sub(r"\1*", arn)
+    if ":secretsmanager:" in arn and not arn.endswith("-??????"):
+        m = _SECRET.match(arn)
+        if m is not None:
+            return f"{m[1]}{m[2]}-??????"
+    return arn
 
 
 def _generalize(arn: str, what: frozenset[str]) -> str:

@@ -287,16 +287,7 @@ def candidate_arns(call: Call) -> list[str]:
         arns.update(builder(call))
     if call.source == "s3.amazonaws.com":
         arns = _through_access_point(call, arns)
-    elif call.source == "cloudformation.amazonaws.com":
-        arns = {_GENERATED_ID.sub(r"\1*", a) for a in arns}
     return sorted(arns)
-
-
-#: A stack's, change set's or stack set's ARN ends in an id CloudFormation generates at creation:
-#: a policy naming it breaks when the stack is deleted and created again (as a stack stuck in
-#: ROLLBACK_COMPLETE must be), so the id becomes ``*``, as for a call that gave only the name.
-_GENERATED_ID = re.compile(r"^(arn:[^:]+:cloudformation:[^:]*:[^:]*:(?:stack/[^/]+/|changeSet/[^/]+/|stackset/[^/:]+:))"
-                           r"[^/:]+$")
 
 
 def _through_access_point(call: Call, arns: set[str]) -> set[str]:

@@ -496,12 +496,14 @@ def _resource_patterns(name: str, markers: dict[str, str], resolver: Resolver) -
 
 
 def _marker_regex(pattern: str, count: int) -> tuple[re.Pattern, list[int]]:
+    """A regex binding each parameter marker of ``pattern``. A parameter never binds a ``*``; it may hold
+    a ``?``, as a secret's ARN does where generation left its random suffix open (``name-??????``)."""
     out, order = [], []
     for part in re.split(r"(\x00\d+\x00)", pattern):
         m = re.fullmatch(r"\x00(\d+)\x00", part)
         if m:
             i = int(m[1])
-            out.append(f"(?P=p{i})" if i in order else f"(?P<p{i}>[^*?]+?)")
+            out.append(f"(?P=p{i})" if i in order else f"(?P<p{i}>[^*]+?)")
             if i not in order:
                 order.append(i)
         else:
@@ -514,7 +516,7 @@ def _expression(value: str, resolver: Resolver) -> str:
     for name in sorted(resolver.template.data.get("Parameters") or {}):
         if resolver.string({"Ref": name}) == value:
             return f"!Ref {name}"
-    for logical, resource in sorted(resolver.template.resources.items()):
+    for logical in sorted(resolver.template.resources):
         if resolver.string({"Ref": logical}) == value:
             return f"!Ref {logical}"
         for attribute in ("QueueName", "TopicName", "Arn", "Name"):
@@ -526,7 +528,7 @@ def _expression(value: str, resolver: Resolver) -> str:
 
 
 def _quote(value: str) -> str:
-    return value if re.fullmatch(r"[A-Za-z0-9_./-]+", value) and not value[0] in "-./" else (
+    return value if re.fullmatch(r"[A-Za-z0-9_./-]+", value) and value[0] not in "-./" else (
         "'" + value.replace("'", "''") + "'")
 
 

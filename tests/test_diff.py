@@ -82,6 +82,23 @@ def test_denied_call_shows_as_missing(store):
                         "wanted and denied")]
 
 
+def test_a_secret_granted_by_its_complete_arn_is_used_not_missing(store):
+    # The recommendation names the secret as NAME-?????? (lpgen.generate._by_name); what the role used
+    # is still the complete ARN its calls gave, which a grant of exactly that ARN covers.
+    from lpgen.attached import Attached, Policy
+
+    secret = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:prod/db/credentials-AbCdEf"
+    attached = Attached(principal=CONFIG, policies=(Policy(name="exact", kind="inline", document={
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret}]}),))
+    _, rows, coverage = store
+    d = diff(CONFIG, rows, expand(attached), coverage, WEEK)
+    entries = {e.action: e for e in d.entries if e.action == "secretsmanager:GetSecretValue"}
+    assert [(e.category, e.used_on) for e in entries.values()] == [(USED, (secret,))]
+    assert [s.resources for s in d.recommended.statements if "secretsmanager:GetSecretValue" in s.actions] == [
+        (secret[:-7] + "-??????",)]
+
+
 def test_boundary_and_explicit_deny_shape_the_grants():
     deployer = expand(AuthorizationDetails.load(FILE).attached(DEPLOYER))
     assert "iam:CreateRole" not in deployer.grants and "ec2:RunInstances" not in deployer.grants

@@ -163,6 +163,37 @@ def test_deployer_gets_its_stack_by_name_even_where_the_trail_names_the_stacks_g
                              "cloudformation:DescribeStacks", "cloudformation:ExecuteChangeSet")}
 
 
+def test_secret_read_through_its_complete_arn_is_granted_by_name(rows):
+    # The config loader reads its secret through the complete ARN (name, "-", six random characters);
+    # the secret created anew under the same name gets another suffix.
+    got = grants(generate(rows)[CONFIG])
+    assert got["secretsmanager:GetSecretValue"] == {
+        f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:prod/db/credentials-??????"}
+
+
+SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db/credentials"
+
+
+@pytest.mark.parametrize("secret_id", [
+    pytest.param(f"{SECRET}-AbCdEf", id="complete_arn"),
+    pytest.param(SECRET, id="partial_arn"),
+    pytest.param("prod/db/credentials", id="name"),
+])
+def test_secret_is_granted_by_name_however_the_call_named_it(tmp_path, secret_id):
+    # A partial ARN (no suffix) never matches the secret's ARN in IAM: granting it as given would deny the call.
+    from .conftest import ROLE, make_record, write_log
+
+    write_log(tmp_path / "logs" / "log.json.gz", [make_record(
+        source="secretsmanager.amazonaws.com", name="GetSecretValue", params={"secretId": secret_id})])
+    with UsageStore(tmp_path / "s.db") as store:
+        mine([LocalSource(tmp_path / "logs")], store)
+        rows = list(store.usage())
+    policy = generate(rows)[ROLE]
+    assert grants(policy) == {"secretsmanager:GetSecretValue": {f"{SECRET}-??????"}}
+    if secret_id.startswith("arn:"):
+        assert policy.notes == (f"secretsmanager:GetSecretValue: {secret_id} generalised to {SECRET}-??????",)
+
+
 def test_demo_policies_match_their_reviewed_goldens(rows):
     golden = json.loads((DEMO / "policies.expected.json").read_text())
     assert {p: g.document() for p, g in generate(rows).items()} == golden
