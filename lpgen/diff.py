@@ -23,7 +23,7 @@ from deepdiff import DeepDiff
 
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.expand import Expanded, covers
-from lpgen.generate import GeneratedPolicy, GenerateOptions, generate
+from lpgen.generate import GeneratedPolicy, GenerateOptions, by_name, generate
 from lpgen.mapping import NEVER, Call, map_call, observability
 from lpgen.model import DENIED
 from lpgen.store import CoverageRow, UsageRow
@@ -75,6 +75,15 @@ class PrincipalDiff:
     def counts(self) -> dict[str, int]:
         c = Counter(e.category for e in self.entries)
         return {k: c.get(k, 0) for k in CATEGORIES}
+
+
+def _granted_by_id(patterns: list[str], used: str) -> bool:
+    """Whether an allowed call whose resource is known only up to an id AWS generated (a stack or a secret
+    named by its name, a partial secret ARN: :func:`~lpgen.generate.by_name`) reached one that
+    ``patterns`` grant by that id: the call succeeded, so that grant is what allowed it. Asked only for
+    allowed calls: for a denied one, a grant naming another id (a resource created anew) is why it failed."""
+    named = by_name(used)
+    return any(fnmatch.fnmatchcase(p, named) for p in patterns)
 
 
 def window_of(coverage: list[CoverageRow]) -> Window:
@@ -145,10 +154,13 @@ def diff(principal: str, rows: list[UsageRow], expanded: Expanded, coverage: lis
     granted_actions = set(expanded.grants)
     for action in sorted(set(used) | set(wanted)):
         patterns = expanded.patterns(action) if action in granted_actions else []
-        for resources, why in ((used.get(action, set()), "used but not granted by these policies (a resource "
-                                "policy or another grant allowed it)"), (wanted.get(action, set()), "wanted and denied")):
+        for resources, why, allowed in (
+                (used.get(action, set()), "used but not granted by these policies (a resource policy or another grant "
+                                          "allowed it)", True),
+                (wanted.get(action, set()), "wanted and denied", False)):
             uncovered = sorted(r for r in resources if not (patterns and (
-                r == "*" and "*" in patterns or r != "*" and covers(patterns, r))))
+                r == "*" and "*" in patterns or r != "*" and covers(patterns, r)
+                or allowed and _granted_by_id(patterns, r))))
             if uncovered:
                 entries.append(Entry(action=action, category=MISSING, used_on=tuple(uncovered), why=why))
     unused_services = sorted({e.action.split(":", 1)[0] for e in entries if e.category == UNUSED}
@@ -235,5 +247,5 @@ def render_diff(d: PrincipalDiff, fmt: str = "text") -> str:
             lines.append(f"{'- ' if md else '  '}... and {len(group) - len(shown)} more (--format json lists all)")
     if d.document_diff:
         lines += ["", "### attached → recommended" if md else "attached → recommended (deepdiff)"]
-        lines += ["```", d.document_diff, "```"] if md else ["  " + l for l in d.document_diff.splitlines()]
+        lines += ["```", d.document_diff, "```"] if md else ["  " + line for line in d.document_diff.splitlines()]
     return "\n".join(lines) + "\n"

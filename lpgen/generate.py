@@ -205,7 +205,7 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
     for (action, _denied), resources in sorted(grants.items()):
         for pattern in collapse(resources, options):
             covered = sorted(r for r in resources if r != pattern and (
-                fnmatch.fnmatchcase(r, pattern) or _by_name(_generalize(r, options.generalize)) == pattern))
+                fnmatch.fnmatchcase(r, pattern) or by_name(_generalize(r, options.generalize)) == pattern))
             if pattern.endswith("*") and covered and pattern in resources:
                 notes.append(f"{action}: {len(covered)} resources covered by {pattern}, also granted")
             elif pattern.endswith("*") and len(covered) > 1:
@@ -323,11 +323,11 @@ def collapse(resources: Iterable[str], options: GenerateOptions = GenerateOption
     """Fewer ARNs, conservatively: ``*`` wins; S3 object keys collapse to their deepest common
     prefix, and ARNs differing only in a trailing id to a wildcard, once there are more than
     ``prefix_threshold`` of them; account and region become ``*`` only when asked; a resource
-    whose ARN carries an id AWS generated at its creation is named by its name (:func:`_by_name`)."""
+    whose ARN carries an id AWS generated at its creation is named by its name (:func:`by_name`)."""
     arns = set(resources)
     if "*" in arns:
         return ("*",)
-    arns = {_by_name(_generalize(a, options.generalize)) for a in arns}
+    arns = {by_name(_generalize(a, options.generalize)) for a in arns}
     groups: dict[str, set[str]] = defaultdict(set)
     for arn in arns:
         head, sep, tail = _split_tail(arn)
@@ -378,7 +378,7 @@ _STACK_ID = re.compile(r"^(arn:[^:]+:cloudformation:[^:]*:[^:]*:(?:stack/[^/]+/|
 _SECRET = re.compile(r"^(arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:)([^*?]+?)(-[A-Za-z0-9]{6})?$")
 
 
-def _by_name(arn: str) -> str:
+def by_name(arn: str) -> str:
     """``arn`` with the id AWS generated when it created the resource left open.
 
     A policy naming that id breaks when the resource is deleted and created again under the

@@ -83,7 +83,7 @@ def test_denied_call_shows_as_missing(store):
 
 
 def test_a_secret_granted_by_its_complete_arn_is_used_not_missing(store):
-    # The recommendation names the secret as NAME-?????? (lpgen.generate._by_name); what the role used
+    # The recommendation names the secret as NAME-?????? (lpgen.generate.by_name); what the role used
     # is still the complete ARN its calls gave, which a grant of exactly that ARN covers.
     from lpgen.attached import Attached, Policy
 
@@ -97,6 +97,35 @@ def test_a_secret_granted_by_its_complete_arn_is_used_not_missing(store):
         (USED, (secret,))]
     assert [s.resources for s in d.recommended.statements if "secretsmanager:GetSecretValue" in s.actions] == [
         (secret[:-7] + "-??????",)]
+
+
+@pytest.mark.parametrize(("error", "categories"), [
+    pytest.param(None, [USED], id="allowed"),
+    pytest.param("AccessDenied", [MISSING, UNUSED], id="denied"),
+])
+def test_a_call_naming_a_secret_by_partial_arn_is_covered_by_a_grant_of_its_complete_arn_only_if_allowed(
+        tmp_path, error, categories):
+    # The call could only have reached the secret its complete ARN names; denied, it did not.
+    from lpgen.attached import Attached, Policy
+    from lpgen.mine import mine
+    from lpgen.sources.local import LocalSource
+    from lpgen.store import UsageStore
+
+    from .conftest import ROLE, make_record, write_log
+
+    partial = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db/credentials"
+    write_log(tmp_path / "logs" / "log.json.gz", [make_record(
+        source="secretsmanager.amazonaws.com", name="GetSecretValue", params={"secretId": partial},
+        **({"errorCode": error, "errorMessage": "not authorized"} if error else {}))])
+    with UsageStore(tmp_path / "s.db") as store:
+        mine([LocalSource(tmp_path / "logs")], store)
+        rows, coverage = list(store.usage()), store.coverage()
+    attached = Attached(principal=ROLE, policies=(Policy(name="exact", kind="inline", document={
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                                                "Resource": partial + "-AbCdEf"}]}),))
+    d = diff(ROLE, rows, expand(attached), coverage, DiffOptions(min_days=0))
+    assert sorted(e.category for e in d.entries) == categories
+    assert [e.used_on for e in d.entries if e.category in (USED, MISSING)] == [(partial,)]
 
 
 def test_boundary_and_explicit_deny_shape_the_grants():
