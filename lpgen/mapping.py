@@ -401,7 +401,9 @@ def _secretsmanager(call: Call) -> list[str]:
 def _ssm(call: Call) -> list[str]:
     out = [_arn(call, "ssm", f"parameter/{n.lstrip('/')}") for n in call.ending("name", "names")
            if not n.startswith("arn:")]
-    out += [_arn(call, "ssm", f"parameter/{p.strip('/')}/*" if p.strip("/") else "parameter/*")
+    # GetParametersByPath is authorized against the path as the request gave it (``/app`` is
+    # ``parameter/app``, ``/app/`` is ``parameter/app/``), not against the parameters it returns.
+    out += [_arn(call, "ssm", f"parameter/{p.lstrip('/')}" if p.strip("/") else "parameter/*")
             for p in call.get("path")]
     return out
 

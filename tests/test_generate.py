@@ -194,6 +194,26 @@ def test_secret_is_granted_by_name_however_the_call_named_it(tmp_path, secret_id
         assert policy.notes == (f"secretsmanager:GetSecretValue: {secret_id} generalised to {SECRET}-??????",)
 
 
+@pytest.mark.parametrize(("path", "resource"), [
+    pytest.param("/config/app", "parameter/config/app", id="path"),
+    pytest.param("/config/app/", "parameter/config/app/", id="path_with_trailing_slash"),
+    pytest.param("/", "parameter/*", id="root"),
+])
+def test_parameters_by_path_are_granted_on_the_path_as_requested(tmp_path, path, resource):
+    # Parameter Store authorizes GetParametersByPath against the path in the request, as given
+    # ("not authorized to perform: ssm:GetParametersByPath on resource: ...:parameter/config/app"),
+    # not against the parameters it returns: "parameter/config/app/*" would deny the first call.
+    from .conftest import ROLE, make_record, write_log
+
+    write_log(tmp_path / "logs" / "log.json.gz", [make_record(
+        source="ssm.amazonaws.com", name="GetParametersByPath", params={"path": path, "recursive": True})])
+    with UsageStore(tmp_path / "s.db") as store:
+        mine([LocalSource(tmp_path / "logs")], store)
+        rows = list(store.usage())
+    assert grants(generate(rows)[ROLE]) == {
+        "ssm:GetParametersByPath": {f"arn:aws:ssm:eu-west-1:123456789012:{resource}"}}
+
+
 def test_demo_policies_match_their_reviewed_goldens(rows):
     golden = json.loads((DEMO / "policies.expected.json").read_text())
     assert {p: g.document() for p, g in generate(rows).items()} == golden
