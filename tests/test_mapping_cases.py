@@ -565,6 +565,30 @@ def test_run_instances_covers_the_image_it_launches():
     assert f"arn:aws:ec2:{REGION}::image/ami-0abcdef1234567890" in m.permission("ec2:RunInstances").resources
 
 
+@pytest.mark.parametrize(("name", "params", "expected"), [
+    pytest.param("CreateSecurityGroup", {"groupName": "web", "groupDescription": "web", "vpcId": "vpc-0a1b2c3d"},
+                 (arn("ec2", "security-group/*"), arn("ec2", "vpc/vpc-0a1b2c3d")), id="create_security_group"),
+    pytest.param("CreateSnapshot", {"volumeId": "vol-0123456789abcdef0"},
+                 (arn("ec2", "volume/vol-0123456789abcdef0"), f"arn:aws:ec2:{REGION}::snapshot/*"),
+                 id="create_snapshot"),
+])
+def test_ec2_call_is_also_granted_the_resource_it_creates(name, params, expected):
+    # EC2 authorizes the request against every required resource type, the new one included
+    # (its id does not exist yet): granting only the VPC or the volume would deny the call.
+    from .conftest import assumed_role, make_record
+
+    _, mapping = map_record(make_record(source="ec2.amazonaws.com", name=name, params=params, readOnly=False,
+                                        identity=assumed_role(role("ci-deployer")), recipientAccountId=ACCOUNT))
+    assert [(p.action, p.resources) for p in mapping.permissions if not p.side] == [(f"ec2:{name}", expected)]
+
+
+def test_a_required_type_the_call_does_not_name_is_left_out_where_the_marks_are_alternatives():
+    # bedrock:InvokeModel marks a dozen kinds of model as required; Converse named one of them.
+    m = call("08", "Converse")
+    assert m.permission("bedrock:InvokeModel").resources == (
+        f"arn:aws:bedrock:{REGION}::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",)
+
+
 def test_tags_at_launch_need_create_tags_with_create_action():
     m = call("11", "RunInstances")
     tags = m.permission("ec2:CreateTags")
