@@ -71,6 +71,12 @@ class ResourceType:
     arn_formats: tuple[str, ...]
     condition_keys: tuple[str, ...] = ()
 
+    def any_arn(self, partition: str, region: str, account: str) -> str:
+        """Any resource of this type in one partition, region and account: its first ARN format
+        with those filled in and every other variable ``*``."""
+        known = {"Partition": partition, "Region": region, "Account": account}
+        return _VARIABLE.sub(lambda m: known.get(m.group(1), "*"), self.arn_formats[0])
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventSource:

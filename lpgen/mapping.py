@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from lpgen.catalog import Catalog, ResourceType, arn_pattern_regex, load_catalog
+from lpgen.catalog import Catalog, arn_pattern_regex, load_catalog
 from lpgen.data_files import load
 from lpgen.fields import CREATED, Fields
 from lpgen.model import DENIED, Event
@@ -285,15 +285,9 @@ def scope(action: str, arns: Iterable[str], catalog: Catalog, call: Call | None 
     if call is not None and act is not None and act.prefix in _EVERY_REQUIRED_TYPE:
         seen = {kind.name.lower() for kind in kinds.values() if kind is not None}
         required = {r.name.lower() for r in act.resource_types if r.required}
-        matched.update(_any_of(kind, call) for kind in catalog.resource_types_for(action)
-                       if kind.name.lower() in required - seen)
+        matched.update(kind.any_arn(call.partition, call.region, call.account)
+                       for kind in catalog.resource_types_for(action) if kind.name.lower() in required - seen)
     return tuple(sorted(matched))
-
-
-def _any_of(kind: ResourceType, call: Call) -> str:
-    """Any resource of ``kind`` in the call's partition, account and region (its first ARN format)."""
-    known = {"Partition": call.partition, "Region": call.region, "Account": call.account}
-    return re.sub(r"\$\{([^}]+)\}", lambda m: known.get(m.group(1), "*"), kind.arn_formats[0])
 
 
 # -- resources named by a call -------------------------------------------------
