@@ -224,9 +224,10 @@ def _lambda_baseline(principal: str, functions: set[tuple[str, str]],
     partition, account = parts[1], parts[4]
     out = []
     for function, region in sorted(functions):
-        group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function}"
-        for action in values("lambda_baseline.json", "logs"):
-            out.append((action, group if action == "logs:CreateLogGroup" else f"{group}:*", "lambda-logs"))
+        # CloudWatch Logs authorizes even CreateLogGroup against "log-group:NAME:log-stream:" (its
+        # AccessDenied messages name that), which the group's own ARN does not match: ":*" for all three.
+        group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function}:*"
+        out += [(action, group, "lambda-logs") for action in values("lambda_baseline.json", "logs")]
         if function in configs.traced:
             out += [(action, "*", "lambda-xray") for action in values("lambda_baseline.json", "xray")]
         if function in configs.vpc:

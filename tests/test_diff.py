@@ -153,7 +153,8 @@ def test_unknown_principal_and_bad_file_are_clean_errors(tmp_path):
 def test_structural_diff_of_the_documents_is_readable(store):
     d = demo_diff(store, NOTIFIER)
     assert "changed from {'Effect': 'Allow', 'Action': ['sns:Publish'], 'Resource': ['*']}" in d.document_diff
-    assert "added to iterable" in d.document_diff
+    assert ("to {'Effect': 'Allow', 'Action': ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'], "
+            f"'Resource': ['arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/notifier:*']}}") in d.document_diff
 
 
 def test_diff_command_formats_and_fail_on(store):
