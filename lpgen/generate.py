@@ -189,7 +189,7 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
             _add_evidence(evidence, p.action, row, p.provenance, denied)
     notes = []
     if options.baseline and functions:
-        for action, arn, why in _lambda_baseline(principal, functions, configs or _FunctionConfigs()):
+        for action, arn, why in _lambda_baseline(principal, functions, configs or _FunctionConfigs(), catalog):
             grants[(action, False)].add(arn)
             if arn != "*":
                 regions[(action, False)].add(arn.split(":")[3])
@@ -217,8 +217,8 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
                            evidence={a: _evidence(e) for a, e in sorted(evidence.items())})
 
 
-def _lambda_baseline(principal: str, functions: set[tuple[str, str]],
-                     configs: _FunctionConfigs) -> list[tuple[str, str, str]]:
+def _lambda_baseline(principal: str, functions: set[tuple[str, str]], configs: _FunctionConfigs,
+                     catalog: Catalog) -> list[tuple[str, str, str]]:
     """(action, resource, why) of the documented baseline (``lpgen/data/lambda_baseline.json``)."""
     parts = principal.split(":")
     partition, account = parts[1], parts[4]
@@ -235,8 +235,20 @@ def _lambda_baseline(principal: str, functions: set[tuple[str, str]],
         for source in sorted(configs.sources.get(function, ())):
             service = source.split(":")[2] if source.startswith("arn:") else ""
             for action in values("lambda_baseline.json", "event_sources").get(service, []):
-                out.append((action, source, "lambda-event-source"))
+                out += [(action, resource, "lambda-event-source") for resource in _polled(action, source, catalog)]
     return out
+
+
+def _polled(action: str, source: str, catalog: Catalog) -> list[str]:
+    """What Lambda polling ``source`` needs ``action`` on: ``*`` for an action without resource types
+    (``ListStreams``); else the source, or for a Kinesis stream consumer (enhanced fan-out) the stream
+    it reads where the action takes a stream; nothing where it takes neither (``SubscribeToShard``
+    reads through a consumer, which a plain stream source has not)."""
+    if not catalog.resource_types_for(action):
+        return ["*"]
+    stream, consumer, _ = source.partition("/consumer/")
+    candidates = [stream, source] if consumer else [source]
+    return [c for c in candidates if catalog.match_resource_type(action, c) is not None][:1]
 
 
 def _add_evidence(evidence: dict, action: str, row: UsageRow | None, provenance: str, denied: bool) -> None:

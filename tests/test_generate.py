@@ -225,6 +225,47 @@ def test_demo_policies_match_their_reviewed_goldens(rows):
     assert {p: g.document() for p, g in generate(rows).items()} == golden
 
 
+STREAM = "arn:aws:kinesis:eu-west-1:111122223333:stream/clicks"
+TABLE_STREAM = "arn:aws:dynamodb:eu-west-1:111122223333:table/orders/stream/2026-11-01T00:00:00.000"
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    pytest.param(TABLE_STREAM, {**{a: {TABLE_STREAM} for a in (
+        "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")},
+        "dynamodb:ListStreams": {"*"}}, id="dynamodb_stream"),
+    pytest.param(STREAM, {**{a: {STREAM} for a in (
+        "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
+        "kinesis:ListShards")}, "kinesis:ListStreams": {"*"}}, id="kinesis_stream"),
+    pytest.param(f"{STREAM}/consumer/efo:1700000000", {**{a: {STREAM} for a in (
+        "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
+        "kinesis:ListShards")}, "kinesis:ListStreams": {"*"},
+        "kinesis:SubscribeToShard": {f"{STREAM}/consumer/efo:1700000000"}}, id="kinesis_consumer"),
+])
+def test_stream_event_source_baseline_grants_each_action_on_what_it_takes(tmp_path, source, expected):
+    # ListStreams takes no resource (IAM matches it against *, never a stream's ARN); SubscribeToShard takes
+    # a consumer; the other actions the stream, also when the function reads it through a consumer.
+    from .conftest import assumed_role, make_record, write_log
+
+    role = "arn:aws:iam::111122223333:role/service-role/stream-role"
+    deployer = assumed_role("arn:aws:iam::111122223333:role/ci/deployer", "GitHubActions")
+    write_log(tmp_path / "logs" / "log.json.gz", [
+        make_record(source="lambda.amazonaws.com", name="CreateFunction20150331", identity=deployer,
+                    params={"functionName": "reader", "role": role, "runtime": "python3.12"},
+                    recipientAccountId="111122223333"),
+        make_record(source="lambda.amazonaws.com", name="CreateEventSourceMapping20150331", identity=deployer,
+                    params={"functionName": "reader", "eventSourceArn": source, "startingPosition": "LATEST"},
+                    recipientAccountId="111122223333"),
+        make_record(identity=assumed_role(role, "reader"), params={"tableName": "inventory"},
+                    recipientAccountId="111122223333"),
+    ])
+    with UsageStore(tmp_path / "s.db") as store:
+        mine([LocalSource(tmp_path / "logs")], store)
+        rows = list(store.usage(include_service=True))
+    got = grants(generate(rows)[role])
+    service = source.split(":")[2]
+    assert {a: r for a, r in got.items() if a.startswith(f"{service}:") and a != "dynamodb:GetItem"} == expected
+
+
 def test_lambda_baseline_follows_what_the_deployment_said(tmp_path):
     from .conftest import assumed_role, make_record, write_log
 
