@@ -246,8 +246,8 @@ def _polled(action: str, source: str, catalog: Catalog) -> list[str]:
     reads through a consumer, which a plain stream source has not)."""
     if not catalog.resource_types_for(action):
         return ["*"]
-    stream, consumer, _ = source.partition("/consumer/")
-    candidates = [stream, source] if consumer else [source]
+    stream, through_consumer, _ = source.partition("/consumer/")
+    candidates = [stream, source] if through_consumer else [source]
     return [c for c in candidates if catalog.match_resource_type(action, c) is not None][:1]
 
 
