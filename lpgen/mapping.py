@@ -225,7 +225,7 @@ def map_call(call: Call, catalog: Catalog | None = None) -> Mapping:
     if not perms:
         return Mapping(source=call.source, name=call.name, status=UNKNOWN, prefix=prefix, operation=op,
                        provenance=provenance, reason=f"{reason}; the request did not say which actions")
-    perms += _pass_role(call, op, catalog) + _kms_keys(call, op, catalog)
+    perms += _pass_role(call, op, catalog) + _kms_keys(call, op, catalog) + _caller_checks(call, op, catalog)
     if call.source == "ec2.amazonaws.com" and op in ("RunInstances", "CreateVolume", "CreateSnapshot",
                                                      "CreateLaunchTemplate") and call.get("tagSpecificationSet"):
         perms.append(_permission("ec2:CreateTags", call, catalog, "side:tag-on-create",
@@ -787,6 +787,17 @@ def _kms_keys(call: Call, op: str, catalog: Catalog) -> list[Permission]:
             p = _permission(action, call, catalog, "side:kms-key", entry["note"], arns, True, via)
             if p is not None:
                 out.append(p)
+    return out
+
+
+def _caller_checks(call: Call, op: str, catalog: Catalog) -> list[Permission]:
+    """Read-only checks a service makes with the caller's permissions on what the request names
+    (Lambda's look at a function's VPC subnets and security groups)."""
+    out = []
+    for entry in _side_permissions("caller_checks").get((call.source, op), ()):
+        if any(call.get(path) for path in entry["fields"]):
+            out += [p for p in (_permission(action, call, catalog, "side:caller-check", entry["note"], ["*"], True)
+                                for action in entry["actions"]) if p is not None]
     return out
 
 

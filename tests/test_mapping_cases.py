@@ -541,6 +541,26 @@ def test_update_function_configuration_without_a_role_passes_none():
     assert m.mapping.actions == ("lambda:UpdateFunctionConfiguration",)
 
 
+@pytest.mark.parametrize(("name", "vpc", "checks"), [
+    pytest.param("CreateFunction20150331", True, True, id="create_function_in_a_vpc"),
+    pytest.param("UpdateFunctionConfiguration20150331v2", True, True, id="update_to_a_vpc"),
+    pytest.param("CreateFunction20150331", False, False, id="create_function_outside_a_vpc"),
+])
+def test_function_in_a_vpc_needs_the_callers_ec2_describe_permissions(name, vpc, checks):
+    # Lambda checks the subnets and security groups with the deployer's permissions: without them
+    # the deployment fails, and the trail need not show the checks as the deployer's calls.
+    from .conftest import assumed_role, make_record
+
+    params = {"functionName": "inventory-sync"}
+    if vpc:
+        params["vpcConfig"] = {"subnetIds": ["subnet-0a1b2c3d4e5f60718"], "securityGroupIds": ["sg-0123456789abcdef0"]}
+    _, mapping = map_record(make_record(source="lambda.amazonaws.com", name=name, params=params, readOnly=False,
+                                        identity=assumed_role(role("ci-deployer")), recipientAccountId=ACCOUNT))
+    side = [(p.action, p.resources, p.provenance) for p in mapping.permissions if p.side]
+    assert side == ([(a, ("*",), "side:caller-check") for a in
+                     ("ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs")] if checks else [])
+
+
 def test_pass_role_has_no_cloudtrail_event_of_its_own():
     assert observability("iam:PassRole") == "never"
     m = call("10", "CreateStack")
