@@ -205,7 +205,7 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
     for (action, _denied), resources in sorted(grants.items()):
         for pattern in collapse(resources, options):
             covered = sorted(r for r in resources if r != pattern and (
-                fnmatch.fnmatchcase(r, pattern) or by_name(_generalize(r, options.generalize)) == pattern))
+                fnmatch.fnmatchcase(r, pattern) or _as_granted(r, options) == pattern))
             if pattern.endswith("*") and covered and pattern in resources:
                 notes.append(f"{action}: {len(covered)} resources covered by {pattern}, also granted")
             elif pattern.endswith("*") and len(covered) > 1:
@@ -340,7 +340,7 @@ def collapse(resources: Iterable[str], options: GenerateOptions = GenerateOption
     arns = set(resources)
     if "*" in arns:
         return ("*",)
-    arns = {by_name(_generalize(a, options.generalize)) for a in arns}
+    arns = {_as_granted(a, options) for a in arns}
     groups: dict[str, set[str]] = defaultdict(set)
     for arn in arns:
         head, sep, tail = _split_tail(arn)
@@ -381,6 +381,11 @@ def _common_prefix(tails: set[str]) -> str:
         n += 1
     prefix = first[:n]
     return prefix[: prefix.rfind("/") + 1] if "/" in prefix else ""
+
+
+def _as_granted(arn: str, options: GenerateOptions) -> str:
+    """An ARN as a grant names it before collapsing: generalised as asked, by name (:func:`by_name`)."""
+    return by_name(_generalize(arn, options.generalize))
 
 
 #: A stack's, change set's or stack set's ARN ends in an id CloudFormation generates at creation.

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from lpgen.catalog import Catalog, arn_pattern_regex, load_catalog
+from lpgen.catalog import Action, Catalog, arn_pattern_regex, load_catalog
 from lpgen.data_files import load
 from lpgen.fields import CREATED, Fields
 from lpgen.model import DENIED, Event
@@ -258,7 +258,7 @@ def _permission(action: str, call: Call, catalog: Catalog, provenance: str, note
     if found is None:  # a table or rule naming a non-action is a bug; never emit it
         return None
     arns = list(candidates) if candidates is not None else candidate_arns(call)
-    return Permission(action=found.full_name, resources=scope(found.full_name, arns, catalog, call),
+    return Permission(action=found.full_name, resources=scope(found, arns, catalog, call),
                       provenance=provenance, note=note, side=side, conditions=conditions)
 
 
@@ -268,25 +268,25 @@ def _permission(action: str, call: Call, catalog: Catalog, provenance: str, note
 _EVERY_REQUIRED_TYPE = frozenset({"ec2"})
 
 
-def scope(action: str, arns: Iterable[str], catalog: Catalog, call: Call | None = None) -> tuple[str, ...]:
+def scope(action: Action, arns: Iterable[str], catalog: Catalog, call: Call) -> tuple[str, ...]:
     """The ARNs that are of one of ``action``'s resource types; ``*`` when it has none or none matched.
 
     In a service of :data:`_EVERY_REQUIRED_TYPE`, a required type that no ARN of the call is of
     (the security group ``CreateSecurityGroup`` creates, the image ``RunInstances`` starts from when
     the trail names none) is granted as any resource of that type in the call's account and region:
     IAM authorizes the request against it too, and a policy without it denies the call."""
-    if not catalog.resource_types_for(action):
+    types = catalog.resource_types_for(action)
+    if not types:
         return ("*",)
     kinds = {a: catalog.match_resource_type(action, a) for a in arns}
     matched = {a for a, kind in kinds.items() if kind is not None}
     if not matched:
         return ("*",)
-    act = catalog.action(action)
-    if call is not None and act is not None and act.prefix in _EVERY_REQUIRED_TYPE:
-        seen = {kind.name.lower() for kind in kinds.values() if kind is not None}
-        required = {r.name.lower() for r in act.resource_types if r.required}
+    if action.prefix in _EVERY_REQUIRED_TYPE:
+        missing = ({r.name.lower() for r in action.resource_types if r.required}
+                   - {kind.name.lower() for kind in kinds.values() if kind is not None})
         matched.update(kind.any_arn(call.partition, call.region, call.account)
-                       for kind in catalog.resource_types_for(action) if kind.name.lower() in required - seen)
+                       for kind in types if kind.name.lower() in missing)
     return tuple(sorted(matched))
 
 
