@@ -206,13 +206,15 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
         for pattern in collapse(resources, options):
             covered = sorted(r for r in resources if r != pattern and (
                 fnmatch.fnmatchcase(r, pattern) or _as_granted(r, options) == pattern))
+            one_by_one = all(_as_granted(r, options) == pattern for r in covered)  # not by the threshold
             if pattern.endswith("*") and covered and pattern in resources:
                 notes.append(f"{action}: {len(covered)} resources covered by {pattern}, also granted")
-            elif pattern.endswith("*") and len(covered) > 1:
+            elif pattern.endswith("*") and len(covered) > 1 and not one_by_one:
                 notes.append(f"{action}: {len(covered)} resources collapsed to {pattern} (more than "
                              f"--prefix-threshold {options.prefix_threshold}; e.g. {covered[0]})")
             elif pattern not in resources and pattern != "*":
-                notes.append(f"{action}: {', '.join(covered) or pattern} generalised to {pattern}")
+                named = ", ".join(covered) if len(covered) <= 3 else f"{len(covered)} resources (e.g. {covered[0]})"
+                notes.append(f"{action}: {named or pattern} generalised to {pattern}")
     return GeneratedPolicy(principal=principal, statements=statements, notes=tuple(notes),
                            evidence={a: _evidence(e) for a, e in sorted(evidence.items())})
 
@@ -336,7 +338,8 @@ def collapse(resources: Iterable[str], options: GenerateOptions = GenerateOption
     """Fewer ARNs, conservatively: ``*`` wins; S3 object keys collapse to their deepest common
     prefix, and ARNs differing only in a trailing id to a wildcard, once there are more than
     ``prefix_threshold`` of them; account and region become ``*`` only when asked; a resource
-    whose ARN carries an id AWS generated at its creation is named by its name (:func:`by_name`)."""
+    whose ARN carries an id AWS generated at its creation is named by its name (:func:`by_name`), an S3
+    object named by a digest of its content by its folder (:func:`by_folder`)."""
     arns = set(resources)
     if "*" in arns:
         return ("*",)
@@ -384,8 +387,9 @@ def _common_prefix(tails: set[str]) -> str:
 
 
 def _as_granted(arn: str, options: GenerateOptions) -> str:
-    """An ARN as a grant names it before collapsing: generalised as asked, by name (:func:`by_name`)."""
-    return by_name(_generalize(arn, options.generalize))
+    """An ARN as a grant names it before collapsing: generalised as asked, by name (:func:`by_name`),
+    content-named objects by their folder (:func:`by_folder`)."""
+    return by_folder(by_name(_generalize(arn, options.generalize)))
 
 
 #: A stack's, change set's or stack set's ARN ends in an id CloudFormation generates at creation.
@@ -394,6 +398,11 @@ _STACK_ID = re.compile(r"^(arn:[^:]+:cloudformation:[^:]*:[^:]*:(?:stack/[^/]+/|
 
 #: A secret's ARN: its name, then (in a complete ARN) ``-`` and six random characters.
 _SECRET = re.compile(r"^(arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:)([^*?]+?)(-[A-Za-z0-9]{6})?$")
+
+#: An S3 object whose name is a digest of its content (MD5, SHA-1 or SHA-256 in hex, then perhaps
+#: extensions): what `sam deploy`, `aws cloudformation package` and CDK upload their artifacts as.
+_CONTENT_NAMED = re.compile(r"^(arn:[^:]+:s3:::[^/]+/(?:[^/]*/)*)(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64})"
+                            r"(?:\.[A-Za-z0-9]+)*$")
 
 
 def by_name(arn: str) -> str:
@@ -413,6 +422,18 @@ def by_name(arn: str) -> str:
         if m is not None:
             return f"{m[1]}{m[2]}-??????"
     return arn
+
+
+def by_folder(arn: str) -> str:
+    """``arn``, or its folder (``FOLDER/*``) for an S3 object named by a digest of its content.
+
+    The next build uploads its artifact under a new digest, so a policy naming the digests a
+    deployer wrote would deny its next deploy. Only lower-case hex of a digest's exact length
+    counts (32, 40 or 64 characters, perhaps with extensions): a UUID or a date in a key is as
+    often a tenant or a partition that names what the caller may touch. Unlike :func:`by_name`,
+    the call named the object exactly: only the grant is widened, never what the call used.
+    """
+    return _CONTENT_NAMED.sub(r"\1*", arn) if ":s3:::" in arn else arn
 
 
 def _generalize(arn: str, what: frozenset[str]) -> str:

@@ -177,6 +177,40 @@ def test_secret_read_through_its_complete_arn_is_granted_by_name(rows):
         f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:prod/db/credentials-??????"}
 
 
+def test_deployer_may_upload_the_next_builds_artifacts_not_only_those_the_trail_shows(rows):
+    # `sam deploy` uploads each artifact under the MD5 (SHA-1 for the zips here) of its content: the
+    # next build's artifacts have new names, which a policy naming the ten it saw would deny.
+    deployer = f"arn:aws:iam::{ACCOUNT}:role/ci/github-deployer"
+    policy = generate(rows)[deployer]
+    folder = "arn:aws:s3:::acme-deploy-artifacts/orders-service/*"
+    assert grants(policy)["s3:PutObject"] == {folder}
+    assert [n for n in policy.notes if n.startswith("s3:PutObject:")] == [
+        f"s3:PutObject: 10 resources (e.g. {folder[:-1]}0b31d97c63dcc580d68cd692d31748efd58d3838.zip) "
+        f"generalised to {folder}"]  # not "collapsed": ten is not more than --prefix-threshold
+
+
+BUCKET = "arn:aws:s3:::artifacts"
+
+
+@pytest.mark.parametrize(("key", "granted"), [
+    pytest.param("svc/67fe0216824fbfe8b59a6650aac7659c.template", "svc/*", id="md5_with_extension"),
+    pytest.param("svc/0b31d97c63dcc580d68cd692d31748efd58d3838", "svc/*", id="sha1"),
+    pytest.param("cdk/assets/" + "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.tar.gz",
+                 "cdk/assets/*", id="sha256_with_two_extensions"),
+    pytest.param("67fe0216824fbfe8b59a6650aac7659c", "*", id="at_the_bucket_root"),
+    pytest.param("tenants/3f2a9c1e-7b4d-4e2a-9c1b-5d6e7f809a1b/config.json",
+                 "tenants/3f2a9c1e-7b4d-4e2a-9c1b-5d6e7f809a1b/config.json", id="uuid_is_left_alone"),
+    pytest.param("reports/2026/11/01/ad-spend.csv", "reports/2026/11/01/ad-spend.csv", id="date_is_left_alone"),
+    pytest.param("svc/67fe0216824fbfe8b59a6650aac7659", "svc/67fe0216824fbfe8b59a6650aac7659",
+                 id="hex_of_no_digest_length"),
+    pytest.param("svc/67FE0216824FBFE8B59A6650AAC7659C", "svc/67FE0216824FBFE8B59A6650AAC7659C", id="upper_case_hex"),
+    pytest.param("67fe0216824fbfe8b59a6650aac7659c/index.html", "67fe0216824fbfe8b59a6650aac7659c/index.html",
+                 id="digest_as_a_folder"),
+])
+def test_only_objects_named_by_a_digest_of_their_content_are_granted_by_folder(key, granted):
+    assert collapse([f"{BUCKET}/{key}"]) == (f"{BUCKET}/{granted}",)
+
+
 SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db/credentials"
 
 
