@@ -225,7 +225,8 @@ def map_call(call: Call, catalog: Catalog | None = None) -> Mapping:
     if not perms:
         return Mapping(source=call.source, name=call.name, status=UNKNOWN, prefix=prefix, operation=op,
                        provenance=provenance, reason=f"{reason}; the request did not say which actions")
-    perms += _pass_role(call, op, catalog) + _kms_keys(call, op, catalog) + _caller_checks(call, op, catalog)
+    perms += (_pass_role(call, op, catalog) + _kms_keys(call, op, catalog) + _caller_checks(call, op, catalog)
+              + _transforms(call, op, catalog))
     if call.source == "ec2.amazonaws.com" and op in ("RunInstances", "CreateVolume", "CreateSnapshot",
                                                      "CreateLaunchTemplate") and call.get("tagSpecificationSet"):
         perms.append(_permission("ec2:CreateTags", call, catalog, "side:tag-on-create",
@@ -798,6 +799,21 @@ def _caller_checks(call: Call, op: str, catalog: Catalog) -> list[Permission]:
         if any(call.get(path) for path in entry["fields"]):
             out += [p for p in (_permission(action, call, catalog, "side:caller-check", entry["note"], ["*"], True)
                                 for action in entry["actions"]) if p is not None]
+    return out
+
+
+def _transforms(call: Call, op: str, catalog: Catalog) -> list[Permission]:
+    """The transform a change set is created with (SAM's), where the request shows the tool that uses it.
+
+    Granted on the transform's ARN as given, not through :func:`scope`: the reference lists only
+    stacks for the action, so scoping would widen it to ``*``."""
+    out = []
+    for entry in _side_permissions("transforms").get((call.source, op), ()):
+        if any(v.startswith(entry["prefix"]) for path in entry["fields"] for v in call.get(path)):
+            arn = entry["resource"].replace("${Partition}", call.partition).replace("${Region}", call.region)
+            out += [Permission(action=found.full_name, resources=(arn,), provenance="side:transform",
+                               note=entry["note"], side=True)
+                    for found in map(catalog.action, entry["actions"]) if found is not None]
     return out
 
 

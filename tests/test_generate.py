@@ -189,6 +189,21 @@ def test_deployer_may_upload_the_next_builds_artifacts_not_only_those_the_trail_
         f"generalised to {folder}"]  # not "collapsed": ten is not more than --prefix-threshold
 
 
+def test_a_sam_deploy_is_granted_the_serverless_transform_beside_its_stack(tmp_path):
+    from .conftest import ROLE, make_record, write_log
+
+    write_log(tmp_path / "logs" / "log.json.gz", [make_record(
+        source="cloudformation.amazonaws.com", name="CreateChangeSet", readOnly=False,
+        params={"stackName": "orders-service", "changeSetName": "samcli-deploy1793700780"})])
+    with UsageStore(tmp_path / "s.db") as store:
+        mine([LocalSource(tmp_path / "logs")], store)
+        rows = list(store.usage())
+    policy = generate(rows)[ROLE]
+    assert grants(policy) == {"cloudformation:CreateChangeSet": {
+        "arn:aws:cloudformation:eu-west-1:123456789012:stack/orders-service/*",
+        "arn:aws:cloudformation:eu-west-1:aws:transform/Serverless-2016-10-31"}}
+
+
 BUCKET = "arn:aws:s3:::artifacts"
 
 

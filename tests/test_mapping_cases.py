@@ -561,6 +561,30 @@ def test_function_in_a_vpc_needs_the_callers_ec2_describe_permissions(name, vpc,
                      ("ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs")] if checks else [])
 
 
+@pytest.mark.parametrize(("change_set", "region", "transform"), [
+    pytest.param("samcli-deploy1793700780", REGION,
+                 "arn:aws:cloudformation:eu-west-1:aws:transform/Serverless-2016-10-31", id="sam_deploy"),
+    pytest.param("samcli-deploy1793700780", "cn-north-1",
+                 "arn:aws-cn:cloudformation:cn-north-1:aws:transform/Serverless-2016-10-31", id="sam_deploy_in_china"),
+    pytest.param("awscli-cloudformation-package-deploy-1793700780", REGION, None, id="aws_cloudformation_deploy"),
+])
+def test_a_sam_deploy_change_set_also_needs_the_serverless_transform(change_set, region, transform):
+    # CloudFormation authorizes a change set with a transform as CreateChangeSet on the transform too:
+    # without it `sam deploy` fails ("not authorized to perform: cloudformation:CreateChangeSet on resource:
+    # arn:aws:cloudformation:REGION:aws:transform/Serverless-2016-10-31"). The trail shows no template,
+    # only the change set's name, which SAM CLI makes samcli-deploy<time>.
+    from .conftest import assumed_role, make_record
+
+    _, mapping = map_record(make_record(
+        source="cloudformation.amazonaws.com", name="CreateChangeSet", region=region, readOnly=False,
+        params={"stackName": "orders-service", "changeSetName": change_set, "changeSetType": "UPDATE"},
+        identity=assumed_role(role("ci-deployer")), recipientAccountId=ACCOUNT))
+    side = [(p.action, p.resources, p.provenance) for p in mapping.permissions if p.side]
+    assert side == ([("cloudformation:CreateChangeSet", (transform,), "side:transform")] if transform else [])
+    assert [p.resources for p in mapping.permissions if not p.side] == [
+        (f"arn:{'aws-cn' if region.startswith('cn-') else 'aws'}:cloudformation:{region}:{ACCOUNT}:stack/orders-service/*",)]
+
+
 def test_pass_role_has_no_cloudtrail_event_of_its_own():
     assert observability("iam:PassRole") == "never"
     m = call("10", "CreateStack")

@@ -31,7 +31,7 @@ def test_overrides_are_unique_and_sorted():
     assert len(keys) == len(set(keys)) and keys == sorted(keys)
 
 
-@pytest.mark.parametrize("kind", ["pass_role", "kms"])
+@pytest.mark.parametrize("kind", ["pass_role", "kms", "caller_checks", "transforms"])
 def test_side_permission_entries_name_real_actions(kind):
     catalog = load_catalog()
     for entry in SIDE[kind]["values"]:
