@@ -127,13 +127,15 @@ def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOption
 
 
 class _FunctionConfigs:
-    """What deployments in the trail say of Lambda functions: role, VPC, tracing, event sources."""
+    """What deployments in the trail say of Lambda functions: role, VPC, tracing, event sources,
+    and where Lambda delivers their event records (dead-letter queue, destinations)."""
 
     def __init__(self) -> None:
         self.role: dict[str, tuple[str, str]] = {}  # function → (role ARN, region)
         self.vpc: set[str] = set()
         self.traced: set[str] = set()
         self.sources: dict[str, set[str]] = defaultdict(set)
+        self.destinations: dict[str, set[str]] = defaultdict(set)
 
     def note(self, row: UsageRow) -> None:
         if row.source != "lambda.amazonaws.com" or row.error_class == DENIED:
@@ -142,8 +144,7 @@ class _FunctionConfigs:
         values: dict[str, list[str]] = defaultdict(list)
         for k, v in row.fields:
             values[k.rsplit(".", 1)[-1]].append(v)
-        names = [f.rsplit(":", 1)[-1] if f.startswith("arn:") else f for f in values.get("functionName", [])]
-        for name in names:
+        for name in map(_function_name, values.get("functionName", [])):
             if op in ("CreateFunction", "UpdateFunctionConfiguration"):
                 for role in values.get("role", []):
                     self.role[name] = (role, row.region)
@@ -151,8 +152,12 @@ class _FunctionConfigs:
                     self.vpc.add(name)
                 if "Active" in values.get("mode", []):
                     self.traced.add(name)
+                self.destinations[name].update(values.get("targetArn", []))  # deadLetterConfig.targetArn
             elif op in ("CreateEventSourceMapping", "UpdateEventSourceMapping"):
                 self.sources[name].update(values.get("eventSourceArn", []))
+                self.destinations[name].update(values.get("destination", []))  # on failure
+            elif op in ("PutFunctionEventInvokeConfig", "UpdateFunctionEventInvokeConfig"):
+                self.destinations[name].update(values.get("destination", []))  # on success, on failure
 
     def roles(self) -> dict[str, set[tuple[str, str]]]:
         out: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -196,7 +201,8 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
             _add_evidence(evidence, action, None, f"baseline:{why}", False)
         notes.append("Lambda execution role of " + ", ".join(sorted({f for f, _ in functions}))
                      + ": what the Lambda service does with the role (logs; X-Ray, VPC network interfaces and "
-                     "event-source polling where the trail shows them) added as baseline; --no-baseline drops it")
+                     "event-source polling, dead-letter and destination deliveries where the trail shows them) added as "
+                     "baseline; --no-baseline drops it")
     if options.conditions:
         for key, seen in regions.items():
             if all(r not in ("unknown",) for r in seen) and not key[0].startswith(("iam:", "sts:")):
@@ -238,7 +244,27 @@ def _lambda_baseline(principal: str, functions: set[tuple[str, str]], configs: _
             service = source.split(":")[2] if source.startswith("arn:") else ""
             for action in values("lambda_baseline.json", "event_sources").get(service, []):
                 out += [(action, resource, "lambda-event-source") for resource in _polled(action, source, catalog)]
+        for target in sorted(configs.destinations.get(function, ())):
+            service = target.split(":")[2] if target.startswith("arn:") else ""
+            for action in values("lambda_baseline.json", "destinations").get(service, []):
+                out += [(action, resource, "lambda-destination") for resource in _delivered(action, target, catalog)]
     return out
+
+
+def _function_name(value: str) -> str:
+    """A Lambda function's name from what a request gave: its name, its ARN or partial ARN, each
+    perhaps with a version or alias (``arn:aws:lambda:REGION:ACCOUNT:function:NAME:ALIAS``)."""
+    parts = value.split(":")
+    if "function" in parts[:-1]:
+        return parts[parts.index("function") + 1]
+    return parts[0]
+
+
+def _delivered(action: str, target: str, catalog: Catalog) -> list[str]:
+    """What Lambda delivering records to ``target`` needs ``action`` on: the destination itself, or
+    for an S3 bucket, its objects (``s3:PutObject``)."""
+    candidates = [target, f"{target}/*"] if target.split(":")[2:3] == ["s3"] and "/" not in target else [target]
+    return [c for c in candidates if catalog.match_resource_type(action, c) is not None][:1]
 
 
 def _polled(action: str, source: str, catalog: Catalog) -> list[str]:

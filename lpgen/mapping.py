@@ -294,15 +294,24 @@ def scope(action: Action, arns: Iterable[str], catalog: Catalog, call: Call) -> 
 # -- resources named by a call -------------------------------------------------
 
 
+#: Request fields naming where a service will deliver records later, with another principal's
+#: permissions (the dead-letter queue and destinations of a Lambda function: its execution role).
+_DELIVERY_FIELDS: dict[str, tuple[str, ...]] = {"lambda.amazonaws.com": ("destinationConfig.", "deadLetterConfig.")}
+
+
 def candidate_arns(call: Call) -> list[str]:
     """Every ARN the call names: from ``resources[]``, ARN-valued fields, and service-specific names.
 
     An ``ARNPrefix`` in ``resources[]`` stands for everything under it. For S3, only
     ``resources[]`` and the bucket and key count (a replication rule's destination bucket
-    is no resource of the call), and a call through an access point is scoped to it.
+    is no resource of the call), and a call through an access point is scoped to it. Where
+    Lambda is to deliver a function's records (:data:`_DELIVERY_FIELDS`) is no resource of
+    the call either: the execution role sends there, not the caller.
     """
+    skipped = _DELIVERY_FIELDS.get(call.source, ())
     arns = {v + "*" if k == "arnPrefix" else v for k, v in call.fields
-            if v.startswith("arn:") and (call.source != "s3.amazonaws.com" or k in ("arn", "arnPrefix"))}
+            if v.startswith("arn:") and (call.source != "s3.amazonaws.com" or k in ("arn", "arnPrefix"))
+            and not k.startswith(skipped)}
     builder = _BUILDERS.get(call.source)
     if builder is not None:
         arns.update(builder(call))

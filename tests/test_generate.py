@@ -348,6 +348,53 @@ def test_lambda_baseline_follows_what_the_deployment_said(tmp_path):
     assert deployer_policy["iam:PassRole"] == {role}
 
 
+def test_lambda_delivers_event_records_with_the_execution_role(tmp_path):
+    # Lambda sends records to the dead-letter queue and to the destinations a deployment configured with
+    # the function's role; a delivery it may not make is only a metric, and the records are lost.
+    from .conftest import assumed_role, make_record, write_log
+
+    account = "111122223333"
+    arn = lambda service, resource: f"arn:aws:{service}:eu-west-1:{account}:{resource}"  # noqa: E731
+    role = f"arn:aws:iam::{account}:role/service-role/orders-role"
+    deployer = assumed_role(f"arn:aws:iam::{account}:role/ci/deployer", "GitHubActions")
+    lam = lambda name, **params: make_record(source="lambda.amazonaws.com", name=name, identity=deployer,  # noqa: E731
+                                             params=params, recipientAccountId=account)
+    records = [
+        lam("CreateFunction20150331", functionName="orders", role=role, runtime="python3.12",
+            deadLetterConfig={"targetArn": arn("sqs", "orders-dlq")}),
+        lam("PutFunctionEventInvokeConfig", functionName=arn("lambda", "function:orders:live"), qualifier="live",
+            destinationConfig={"onSuccess": {"destination": arn("events", "event-bus/orders")},
+                               "onFailure": {"destination": "arn:aws:s3:::orders-failures"}}),
+        lam("UpdateFunctionEventInvokeConfig", functionName="orders",
+            destinationConfig={"onFailure": {"destination": arn("lambda", "function:orders-fallback")}}),
+        lam("CreateEventSourceMapping20150331", functionName="orders", eventSourceArn=STREAM.replace(
+            "111122223333", account), startingPosition="LATEST",
+            destinationConfig={"onFailure": {"destination": arn("sns", "orders-alerts")}}),
+        make_record(identity=assumed_role(role, "orders"), params={"tableName": "orders"}, recipientAccountId=account),
+    ]
+    write_log(tmp_path / "logs" / "log.json.gz", records)
+    with UsageStore(tmp_path / "s.db") as store:
+        mine([LocalSource(tmp_path / "logs")], store)
+        rows = list(store.usage(include_service=True))
+    policy = generate(rows)[role]
+    got = grants(policy)
+    assert {a: got[a] for a in ("sqs:SendMessage", "events:PutEvents", "s3:ListBucket", "s3:PutObject",
+                                "lambda:InvokeFunction", "sns:Publish")} == {
+        "sqs:SendMessage": {arn("sqs", "orders-dlq")},
+        "events:PutEvents": {arn("events", "event-bus/orders")},
+        "s3:ListBucket": {"arn:aws:s3:::orders-failures"}, "s3:PutObject": {"arn:aws:s3:::orders-failures/*"},
+        "lambda:InvokeFunction": {arn("lambda", "function:orders-fallback")},
+        "sns:Publish": {arn("sns", "orders-alerts")}}
+    assert policy.evidence["sns:Publish"].provenance == ("baseline:lambda-destination",)
+    assert "kinesis:GetRecords" in got  # the mapping's source is still polled
+    assert not any(a.startswith(("sqs:", "sns:", "events:", "s3:")) for a in grants(generate(
+        rows, GenerateOptions(baseline=False))[role]))
+    # The deployer configured the fallback function as a destination; it did not act on it.
+    deployed = grants(generate(rows)[f"arn:aws:iam::{account}:role/ci/deployer"])
+    assert deployed["lambda:PutFunctionEventInvokeConfig"] == {arn("lambda", "function:orders:live")}
+    assert deployed["lambda:UpdateFunctionEventInvokeConfig"] == {arn("lambda", "function:orders")}
+
+
 def test_collapsing_is_explained(rows):
     notes = generate(rows)[READER].notes
     assert any(n.startswith("s3:GetObject: 47 resources collapsed to arn:aws:s3:::acme-reports-prod/reports/2026/11/*")
