@@ -36,6 +36,16 @@ def grants(policy) -> dict[str, set[str]]:
     return out
 
 
+def mined(tmp_path, records: list[dict]) -> list:
+    """The usage rows of ``records`` written as one log file and mined into a new store (service calls too)."""
+    from .conftest import write_log
+
+    write_log(tmp_path / "logs" / "log.json.gz", records)
+    with UsageStore(tmp_path / "s.db") as store:
+        mine([LocalSource(tmp_path / "logs")], store)
+        return list(store.usage(include_service=True))
+
+
 def test_dynamodb_crud_role_gets_its_table_and_index_only(rows):
     got = grants(generate(rows)[ORDERS])
     table = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/orders"
@@ -190,14 +200,11 @@ def test_deployer_may_upload_the_next_builds_artifacts_not_only_those_the_trail_
 
 
 def test_a_sam_deploy_is_granted_the_serverless_transform_beside_its_stack(tmp_path):
-    from .conftest import ROLE, make_record, write_log
+    from .conftest import ROLE, make_record
 
-    write_log(tmp_path / "logs" / "log.json.gz", [make_record(
+    rows = mined(tmp_path, [make_record(
         source="cloudformation.amazonaws.com", name="CreateChangeSet", readOnly=False,
         params={"stackName": "orders-service", "changeSetName": "samcli-deploy1793700780"})])
-    with UsageStore(tmp_path / "s.db") as store:
-        mine([LocalSource(tmp_path / "logs")], store)
-        rows = list(store.usage())
     policy = generate(rows)[ROLE]
     assert grants(policy) == {"cloudformation:CreateChangeSet": {
         "arn:aws:cloudformation:eu-west-1:123456789012:stack/orders-service/*",
@@ -236,13 +243,10 @@ SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db/credentia
 ])
 def test_secret_is_granted_by_name_however_the_call_named_it(tmp_path, secret_id):
     # A partial ARN (no suffix) never matches the secret's ARN in IAM: granting it as given would deny the call.
-    from .conftest import ROLE, make_record, write_log
+    from .conftest import ROLE, make_record
 
-    write_log(tmp_path / "logs" / "log.json.gz", [make_record(
+    rows = mined(tmp_path, [make_record(
         source="secretsmanager.amazonaws.com", name="GetSecretValue", params={"secretId": secret_id})])
-    with UsageStore(tmp_path / "s.db") as store:
-        mine([LocalSource(tmp_path / "logs")], store)
-        rows = list(store.usage())
     policy = generate(rows)[ROLE]
     assert grants(policy) == {"secretsmanager:GetSecretValue": {f"{SECRET}-??????"}}
     if secret_id.startswith("arn:"):
@@ -258,13 +262,10 @@ def test_parameters_by_path_are_granted_on_the_path_as_requested(tmp_path, path,
     # Parameter Store authorizes GetParametersByPath against the path in the request, as given
     # ("not authorized to perform: ssm:GetParametersByPath on resource: ...:parameter/config/app"),
     # not against the parameters it returns: "parameter/config/app/*" would deny the first call.
-    from .conftest import ROLE, make_record, write_log
+    from .conftest import ROLE, make_record
 
-    write_log(tmp_path / "logs" / "log.json.gz", [make_record(
+    rows = mined(tmp_path, [make_record(
         source="ssm.amazonaws.com", name="GetParametersByPath", params={"path": path, "recursive": True})])
-    with UsageStore(tmp_path / "s.db") as store:
-        mine([LocalSource(tmp_path / "logs")], store)
-        rows = list(store.usage())
     assert grants(generate(rows)[ROLE]) == {
         "ssm:GetParametersByPath": {f"arn:aws:ssm:eu-west-1:123456789012:{resource}"}}
 
@@ -293,11 +294,11 @@ TABLE_STREAM = "arn:aws:dynamodb:eu-west-1:111122223333:table/orders/stream/2026
 def test_stream_event_source_baseline_grants_each_action_on_what_it_takes(tmp_path, source, expected):
     # ListStreams takes no resource (IAM matches it against *, never a stream's ARN); SubscribeToShard takes
     # a consumer; the other actions the stream, also when the function reads it through a consumer.
-    from .conftest import assumed_role, make_record, write_log
+    from .conftest import assumed_role, make_record
 
     role = "arn:aws:iam::111122223333:role/service-role/stream-role"
     deployer = assumed_role("arn:aws:iam::111122223333:role/ci/deployer", "GitHubActions")
-    write_log(tmp_path / "logs" / "log.json.gz", [
+    rows = mined(tmp_path, [
         make_record(source="lambda.amazonaws.com", name="CreateFunction20150331", identity=deployer,
                     params={"functionName": "reader", "role": role, "runtime": "python3.12"},
                     recipientAccountId="111122223333"),
@@ -307,16 +308,13 @@ def test_stream_event_source_baseline_grants_each_action_on_what_it_takes(tmp_pa
         make_record(identity=assumed_role(role, "reader"), params={"tableName": "inventory"},
                     recipientAccountId="111122223333"),
     ])
-    with UsageStore(tmp_path / "s.db") as store:
-        mine([LocalSource(tmp_path / "logs")], store)
-        rows = list(store.usage(include_service=True))
     got = grants(generate(rows)[role])
     service = source.split(":")[2]
     assert {a: r for a, r in got.items() if a.startswith(f"{service}:") and a != "dynamodb:GetItem"} == expected
 
 
 def test_lambda_baseline_follows_what_the_deployment_said(tmp_path):
-    from .conftest import assumed_role, make_record, write_log
+    from .conftest import assumed_role, make_record
 
     account = "111122223333"
     role = f"arn:aws:iam::{account}:role/service-role/sync-role"
@@ -332,10 +330,7 @@ def test_lambda_baseline_follows_what_the_deployment_said(tmp_path):
                     recipientAccountId=account),
         make_record(identity=assumed_role(role, "sync"), params={"tableName": "inventory"}, recipientAccountId=account),
     ]
-    write_log(tmp_path / "logs" / "log.json.gz", records)
-    with UsageStore(tmp_path / "s.db") as store:
-        mine([LocalSource(tmp_path / "logs")], store)
-        rows = list(store.usage(include_service=True))
+    rows = mined(tmp_path, records)
     policy = generate(rows)[role]
     got = grants(policy)
     assert got["dynamodb:GetItem"] == {f"arn:aws:dynamodb:eu-west-1:{account}:table/inventory"}
@@ -351,7 +346,7 @@ def test_lambda_baseline_follows_what_the_deployment_said(tmp_path):
 def test_lambda_delivers_event_records_with_the_execution_role(tmp_path):
     # Lambda sends records to the dead-letter queue and to the destinations a deployment configured with
     # the function's role; a delivery it may not make is only a metric, and the records are lost.
-    from .conftest import assumed_role, make_record, write_log
+    from .conftest import assumed_role, make_record
 
     account = "111122223333"
     arn = lambda service, resource: f"arn:aws:{service}:eu-west-1:{account}:{resource}"  # noqa: E731
@@ -372,10 +367,7 @@ def test_lambda_delivers_event_records_with_the_execution_role(tmp_path):
             destinationConfig={"onFailure": {"destination": arn("sns", "orders-alerts")}}),
         make_record(identity=assumed_role(role, "orders"), params={"tableName": "orders"}, recipientAccountId=account),
     ]
-    write_log(tmp_path / "logs" / "log.json.gz", records)
-    with UsageStore(tmp_path / "s.db") as store:
-        mine([LocalSource(tmp_path / "logs")], store)
-        rows = list(store.usage(include_service=True))
+    rows = mined(tmp_path, records)
     policy = generate(rows)[role]
     got = grants(policy)
     assert {a: got[a] for a in ("sqs:SendMessage", "events:PutEvents", "s3:ListBucket", "s3:PutObject",
