@@ -365,7 +365,7 @@ def collapse(resources: Iterable[str], options: GenerateOptions = GenerateOption
     prefix, and ARNs differing only in a trailing id to a wildcard, once there are more than
     ``prefix_threshold`` of them; account and region become ``*`` only when asked; a resource
     whose ARN carries an id AWS generated at its creation is named by its name (:func:`by_name`), an S3
-    object named by a digest of its content by its folder (:func:`by_folder`)."""
+    object named by a digest of its content by its folder and a layer version by its layer (:func:`by_family`)."""
     arns = set(resources)
     if "*" in arns:
         return ("*",)
@@ -414,8 +414,8 @@ def _common_prefix(tails: set[str]) -> str:
 
 def _as_granted(arn: str, options: GenerateOptions) -> str:
     """An ARN as a grant names it before collapsing: generalised as asked, by name (:func:`by_name`),
-    content-named objects by their folder (:func:`by_folder`)."""
-    return by_folder(by_name(_generalize(arn, options.generalize)))
+    content-named objects and layer versions by their family (:func:`by_family`)."""
+    return by_family(by_name(_generalize(arn, options.generalize)))
 
 
 #: A stack's, change set's or stack set's ARN ends in an id CloudFormation generates at creation.
@@ -424,6 +424,9 @@ _STACK_ID = re.compile(r"^(arn:[^:]+:cloudformation:[^:]*:[^:]*:(?:stack/[^/]+/|
 
 #: A secret's ARN: its name, then (in a complete ARN) ``-`` and six random characters.
 _SECRET = re.compile(r"^(arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:)([^*?]+?)(-[A-Za-z0-9]{6})?$")
+
+#: A Lambda layer version's ARN: the layer's, then the version number Lambda gave it at publication.
+_LAYER_VERSION = re.compile(r"^(arn:[^:]+:lambda:[^:]*:[^:]*:layer:[^:]+:)\d+$")
 
 #: An S3 object whose name is a digest of its content (MD5, SHA-1 or SHA-256 in hex, then perhaps
 #: extensions): what `sam deploy`, `aws cloudformation package` and CDK upload their artifacts as.
@@ -450,16 +453,24 @@ def by_name(arn: str) -> str:
     return arn
 
 
-def by_folder(arn: str) -> str:
-    """``arn``, or its folder (``FOLDER/*``) for an S3 object named by a digest of its content.
+def by_family(arn: str) -> str:
+    """``arn``, or the family of resources the next deploy will name instead of it.
 
-    The next build uploads its artifact under a new digest, so a policy naming the digests a
-    deployer wrote would deny its next deploy. Only lower-case hex of a digest's exact length
-    counts (32, 40 or 64 characters, perhaps with extensions): a UUID or a date in a key is as
-    often a tenant or a partition that names what the caller may touch. Unlike :func:`by_name`,
-    the call named the object exactly: only the grant is widened, never what the call used.
+    - An S3 object named by a digest of its content is granted as its folder (``FOLDER/*``): the
+      next build uploads its artifact under a new digest. Only lower-case hex of a digest's exact
+      length counts (32, 40 or 64 characters, perhaps with extensions): a UUID or a date in a key
+      is as often a tenant or a partition that names what the caller may touch.
+    - A Lambda layer version is granted as every version of its layer (``layer:NAME:*``): Lambda
+      numbers the versions as they are published, and a deployment moves to the next one.
+
+    A policy naming what the trail showed would deny the next deploy. Unlike :func:`by_name`, the
+    call named the resource exactly: only the grant is widened, never what the call used.
     """
-    return _CONTENT_NAMED.sub(r"\1*", arn) if ":s3:::" in arn else arn
+    if ":s3:::" in arn:
+        return _CONTENT_NAMED.sub(r"\1*", arn)
+    if ":lambda:" in arn:
+        return _LAYER_VERSION.sub(r"\1*", arn)
+    return arn
 
 
 def _generalize(arn: str, what: frozenset[str]) -> str:

@@ -801,12 +801,14 @@ def _kms_keys(call: Call, op: str, catalog: Catalog) -> list[Permission]:
 
 
 def _caller_checks(call: Call, op: str, catalog: Catalog) -> list[Permission]:
-    """Read-only checks a service makes with the caller's permissions on what the request names
-    (Lambda's look at a function's VPC subnets and security groups)."""
+    """Checks a service makes with the caller's permissions on what the request names (Lambda's look
+    at a function's VPC subnets and security groups, its read of the function's layers)."""
     out = []
     for entry in _side_permissions("caller_checks").get((call.source, op), ()):
-        if any(call.get(path) for path in entry["fields"]):
-            out += [p for p in (_permission(action, call, catalog, "side:caller-check", entry["note"], ["*"], True)
+        named = [v for path in entry["fields"] for v in call.get(path)]
+        if named:
+            on = named if entry.get("on") == "fields" else ["*"]
+            out += [p for p in (_permission(action, call, catalog, "side:caller-check", entry["note"], on, True)
                                 for action in entry["actions"]) if p is not None]
     return out
 

@@ -100,7 +100,7 @@ def test_a_secret_granted_by_its_complete_arn_is_used_not_missing(store):
 
 
 def test_a_content_named_artifact_is_not_covered_by_a_grant_of_another_digest(store):
-    # The recommendation grants the deployer's artifacts by folder (lpgen.generate.by_folder), but the
+    # The recommendation grants the deployer's artifacts by folder (lpgen.generate.by_family), but the
     # calls named each object exactly: a grant of another object allowed none of them.
     from lpgen.attached import Attached, Policy
 

@@ -233,6 +233,34 @@ def test_only_objects_named_by_a_digest_of_their_content_are_granted_by_folder(k
     assert collapse([f"{BUCKET}/{key}"]) == (f"{BUCKET}/{granted}",)
 
 
+LAYER = "arn:aws:lambda:eu-west-1:123456789012:layer:deps"
+
+
+@pytest.mark.parametrize(("resource", "granted"), [
+    pytest.param(f"{LAYER}:3", f"{LAYER}:*", id="layer_version"),
+    pytest.param(LAYER, LAYER, id="layer"),
+    pytest.param("arn:aws:lambda:eu-west-1:123456789012:function:deps:3",
+                 "arn:aws:lambda:eu-west-1:123456789012:function:deps:3", id="function_version"),
+])
+def test_a_layer_version_is_granted_as_every_version_of_its_layer(resource, granted):
+    assert collapse([resource]) == (granted,)
+
+
+def test_a_deployer_may_read_the_next_version_of_the_layers_it_gives_functions(tmp_path):
+    # Lambda numbers layer versions as they are published: the next deploy names deps:4.
+    from .conftest import ROLE, make_record
+
+    insights = "arn:aws:lambda:eu-west-1:580247275435:layer:LambdaInsightsExtension"
+    rows = mined(tmp_path, [make_record(
+        source="lambda.amazonaws.com", name="UpdateFunctionConfiguration20150331v2", readOnly=False,
+        params={"functionName": "orders", "layers": [f"{LAYER}:3", f"{insights}:55"]})])
+    policy = generate(rows)[ROLE]
+    assert grants(policy) == {
+        "lambda:UpdateFunctionConfiguration": {"arn:aws:lambda:eu-west-1:123456789012:function:orders"},
+        "lambda:GetLayerVersion": {f"{LAYER}:*", f"{insights}:*"}}
+    assert policy.evidence["lambda:GetLayerVersion"].provenance == ("side:caller-check",)
+
+
 SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db/credentials"
 
 

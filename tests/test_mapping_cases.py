@@ -561,6 +561,21 @@ def test_function_in_a_vpc_needs_the_callers_ec2_describe_permissions(name, vpc,
                      ("ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs")] if checks else [])
 
 
+@pytest.mark.parametrize("name", ["CreateFunction20150331", "UpdateFunctionConfiguration20150331v2"])
+def test_a_function_given_layers_needs_the_callers_permission_to_read_each_layer_version(name):
+    # Lambda reads the layers with the deployer's permissions: without lambda:GetLayerVersion on each
+    # version the call fails ("not authorized to perform: lambda:GetLayerVersion on resource: ...:layer:NAME:N").
+    from .conftest import assumed_role, make_record
+
+    layers = [f"arn:aws:lambda:{REGION}:580247275435:layer:LambdaInsightsExtension:55", arn("lambda", "layer:deps:3")]
+    _, mapping = map_record(make_record(
+        source="lambda.amazonaws.com", name=name, params={"functionName": "inventory-sync", "layers": layers},
+        readOnly=False, identity=assumed_role(role("ci-deployer")), recipientAccountId=ACCOUNT))
+    assert [(p.action, p.resources, p.provenance) for p in mapping.permissions if p.side] == [
+        ("lambda:GetLayerVersion", tuple(sorted(layers)), "side:caller-check")]
+    assert [p.resources for p in mapping.permissions if not p.side] == [(arn("lambda", "function:inventory-sync"),)]
+
+
 @pytest.mark.parametrize(("change_set", "region", "transform"), [
     pytest.param("samcli-deploy1793700780", REGION,
                  "arn:aws:cloudformation:eu-west-1:aws:transform/Serverless-2016-10-31", id="sam_deploy"),
