@@ -802,14 +802,23 @@ def _kms_keys(call: Call, op: str, catalog: Catalog) -> list[Permission]:
 
 def _caller_checks(call: Call, op: str, catalog: Catalog) -> list[Permission]:
     """Checks a service makes with the caller's permissions on what the request names (Lambda's look
-    at a function's VPC subnets and security groups, its read of the function's layers)."""
+    at a function's VPC subnets and security groups, its reads of the function's layers and code)."""
     out = []
     for entry in _side_permissions("caller_checks").get((call.source, op), ()):
         named = [v for path in entry["fields"] for v in call.get(path)]
-        if named:
-            on = named if entry.get("on") == "fields" else ["*"]
-            out += [p for p in (_permission(action, call, catalog, "side:caller-check", entry["note"], on, True)
-                                for action in entry["actions"]) if p is not None]
+        if not named:
+            continue
+        actions, on = entry["actions"], ["*"]
+        if entry.get("on") == "fields":
+            on = named
+        elif entry.get("on") == "s3-object":
+            where = entry["object"]
+            on = [f"arn:{call.partition}:s3:::{bucket}/{key}"
+                  for bucket in call.get(where["bucket"]) for key in call.get(where["key"])]
+            if call.get(where["version"]):
+                actions = entry["actions_for_version"]
+        out += [p for p in (_permission(action, call, catalog, "side:caller-check", entry["note"], on, True)
+                            for action in actions) if p is not None]
     return out
 
 

@@ -358,7 +358,7 @@ def test_version_suffix_is_removed_from_lambda_and_cloudfront_names(name, operat
     m = call("07", name)
     assert m.mapping.operation == operation
     assert m.mapping.status == "used"
-    assert m.mapping.actions == (action,)
+    assert m.main_actions == [action]  # UpdateFunctionCode from S3 also reads the object (a caller check)
     assert m.mapping.provenance == provenance
 
 
@@ -528,7 +528,9 @@ def test_call_that_hands_a_role_to_a_service_needs_pass_role(name, params, actio
     m = call("10", name, **params)
     assert m.mapping.status == "used"
     assert m.main_actions == [action]
-    assert m.side_actions == ["iam:PassRole"]
+    assert [a for a in m.side_actions if a == "iam:PassRole"] == ["iam:PassRole"]
+    assert all(p.provenance == "side:caller-check"  # the function's code read from S3, for CreateFunction
+               for p in m.mapping.permissions if p.side and p.action != "iam:PassRole")
     pass_role = m.permission("iam:PassRole")
     assert pass_role.side
     assert pass_role.provenance == "side:pass-role"
@@ -574,6 +576,31 @@ def test_a_function_given_layers_needs_the_callers_permission_to_read_each_layer
     assert [(p.action, p.resources, p.provenance) for p in mapping.permissions if p.side] == [
         ("lambda:GetLayerVersion", tuple(sorted(layers)), "side:caller-check")]
     assert [p.resources for p in mapping.permissions if not p.side] == [(arn("lambda", "function:inventory-sync"),)]
+
+
+@pytest.mark.parametrize(("name", "params", "read"), [
+    pytest.param("UpdateFunctionCode20150331v2", {"s3Bucket": "artifacts", "s3Key": "orders/app.zip"},
+                 ("s3:GetObject", "arn:aws:s3:::artifacts/orders/app.zip"), id="update_code"),
+    pytest.param("UpdateFunctionCode20150331v2", {"s3Bucket": "artifacts", "s3Key": "orders/app.zip",
+                                                  "s3ObjectVersion": "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"},
+                 ("s3:GetObjectVersion", "arn:aws:s3:::artifacts/orders/app.zip"), id="update_code_of_a_version"),
+    pytest.param("CreateFunction20150331", {"code": {"s3Bucket": "artifacts", "s3Key": "orders/app.zip"}},
+                 ("s3:GetObject", "arn:aws:s3:::artifacts/orders/app.zip"), id="create_function"),
+    pytest.param("PublishLayerVersion20181031", {"layerName": "deps", "content": {
+        "s3Bucket": "artifacts", "s3Key": "layers/deps.zip"}},
+                 ("s3:GetObject", "arn:aws:s3:::artifacts/layers/deps.zip"), id="publish_layer_version"),
+    pytest.param("CreateFunction20150331", {"code": {}, "packageType": "Zip"}, None, id="code_given_inline"),
+])
+def test_code_from_s3_needs_the_callers_permission_to_read_the_object(name, params, read):
+    # Lambda reads the package with the deployer's permissions: "Your access has been denied by S3, please
+    # make sure your request credentials have permission to GetObject for BUCKET/KEY".
+    from .conftest import assumed_role, make_record
+
+    _, mapping = map_record(make_record(
+        source="lambda.amazonaws.com", name=name, params={"functionName": "orders", **params}, readOnly=False,
+        identity=assumed_role(role("ci-deployer")), recipientAccountId=ACCOUNT))
+    side = [(p.action, p.resources, p.provenance) for p in mapping.permissions if p.side]
+    assert side == ([(read[0], (read[1],), "side:caller-check")] if read else [])
 
 
 @pytest.mark.parametrize(("change_set", "region", "transform"), [
