@@ -817,6 +817,10 @@ def _caller_checks(call: Call, op: str, catalog: Catalog) -> list[Permission]:
                   for bucket in call.get(where["bucket"]) for key in call.get(where["key"])]
             if call.get(where["version"]):
                 actions = entry["actions_for_version"]
+        elif entry.get("on") == "ecr-image":
+            on = [arn for arn in map(_ecr_repository, named) if arn is not None and arn.split(":")[4] != call.account]
+        if not on:  # nothing to scope it to: never widen to *
+            continue
         out += [p for p in (_permission(action, call, catalog, "side:caller-check", entry["note"], on, True)
                             for action in actions) if p is not None]
     return out
@@ -835,6 +839,19 @@ def _transforms(call: Call, op: str, catalog: Catalog) -> list[Permission]:
                                note=entry["note"], side=True)
                     for found in map(catalog.action, entry["actions"]) if found is not None]
     return out
+
+
+#: An ECR image URI: ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/REPOSITORY, then :TAG or @DIGEST.
+_IMAGE_URI = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
+
+
+def _ecr_repository(uri: str) -> str | None:
+    """The ARN of the repository an image URI names (None for anything else)."""
+    m = _IMAGE_URI.match(uri)
+    if m is None:
+        return None
+    account, region, repository = m.groups()
+    return f"arn:{partition_of_region(region)}:ecr:{region}:{account}:repository/{repository}"
 
 
 def explain(source: str, name: str, fields: Fields = (), *, region: str = "us-east-1",

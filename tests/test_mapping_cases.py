@@ -590,6 +590,7 @@ def test_a_function_given_layers_needs_the_callers_permission_to_read_each_layer
         "s3Bucket": "artifacts", "s3Key": "layers/deps.zip"}},
                  ("s3:GetObject", "arn:aws:s3:::artifacts/layers/deps.zip"), id="publish_layer_version"),
     pytest.param("CreateFunction20150331", {"code": {}, "packageType": "Zip"}, None, id="code_given_inline"),
+    pytest.param("UpdateFunctionCode20150331v2", {"s3Bucket": "artifacts"}, None, id="no_key_no_grant_on_star"),
 ])
 def test_code_from_s3_needs_the_callers_permission_to_read_the_object(name, params, read):
     # Lambda reads the package with the deployer's permissions: "Your access has been denied by S3, please
@@ -601,6 +602,27 @@ def test_code_from_s3_needs_the_callers_permission_to_read_the_object(name, para
         identity=assumed_role(role("ci-deployer")), recipientAccountId=ACCOUNT))
     side = [(p.action, p.resources, p.provenance) for p in mapping.permissions if p.side]
     assert side == ([(read[0], (read[1],), "side:caller-check")] if read else [])
+
+
+@pytest.mark.parametrize(("name", "params", "repository"), [
+    pytest.param("CreateFunction20150331", {"packageType": "Image", "code": {
+        "imageUri": "222233334444.dkr.ecr.eu-west-1.amazonaws.com/platform/orders:1.4.2"}},
+                 "arn:aws:ecr:eu-west-1:222233334444:repository/platform/orders", id="create_from_another_account"),
+    pytest.param("UpdateFunctionCode20150331v2", {"imageUri": "222233334444.dkr.ecr.eu-west-1.amazonaws.com/orders@sha256:"
+                                                  "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
+                 "arn:aws:ecr:eu-west-1:222233334444:repository/orders", id="update_by_digest"),
+    pytest.param("UpdateFunctionCode20150331v2", {"imageUri": f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/orders:1.4.2"},
+                 None, id="same_account_the_repository_policy_lets_lambda_read"),
+])
+def test_an_image_of_another_accounts_repository_needs_the_callers_permission_to_read_it(name, params, repository):
+    from .conftest import assumed_role, make_record
+
+    _, mapping = map_record(make_record(
+        source="lambda.amazonaws.com", name=name, params={"functionName": "orders", **params}, readOnly=False,
+        identity=assumed_role(role("ci-deployer")), recipientAccountId=ACCOUNT))
+    side = [(p.action, p.resources, p.provenance) for p in mapping.permissions if p.side and p.action.startswith("ecr:")]
+    assert side == ([(a, (repository,), "side:caller-check") for a in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")]
+                    if repository else [])
 
 
 @pytest.mark.parametrize(("change_set", "region", "transform"), [
