@@ -40,6 +40,32 @@ def test_side_permission_entries_name_real_actions(kind):
             assert catalog.has_action(action), action
 
 
+def _nested(path: str, value: str) -> dict:
+    """The request parameters that hold ``value`` at a dotted field path."""
+    for key in reversed(path.split(".")):
+        value = {key: value}
+    return value
+
+
+@pytest.mark.parametrize(("entry", "path"), [(e, p) for e in SIDE["pass_role"]["values"] for p in e["fields"]],
+                         ids=lambda v: v if isinstance(v, str) else f"{v['source'].split('.')[0]}:{v['operation']}")
+def test_each_pass_role_entry_reads_its_role_from_what_the_store_keeps(entry, path):
+    # A field path the usage store drops (request_fields.json) would make the entry dead: the call would be
+    # mapped without the iam:PassRole it needs, and the generated policy would deny it.
+    from lpgen.fields import request_fields
+    from lpgen.mapping import Call, map_call
+
+    account = "111122223333"
+    fields = request_fields(_nested(path, "cluster-profile" if entry.get("profile") else f"arn:aws:iam::{account}:role/r"))
+    assert fields, f"{path} is not kept by the usage store"
+    mapping = map_call(Call(source=entry["source"], name=entry["operation"], fields=fields, region="eu-west-1",
+                            account=account))
+    pass_role = [p for p in mapping.permissions if p.action == "iam:PassRole"]
+    role = "*" if entry.get("profile") else "r"
+    assert [(p.resources, p.conditions) for p in pass_role] == [
+        ((f"arn:aws:iam::{account}:role/{role}",), (("iam:PassedToService", entry["service"]),))]
+
+
 def test_every_data_event_glob_names_catalogue_actions():
     catalog = load_catalog()
     for globs in load("observability.json")["data_events"]["values"].values():
