@@ -40,11 +40,15 @@ def test_side_permission_entries_name_real_actions(kind):
             assert catalog.has_action(action), action
 
 
-def _nested(path: str, value: str) -> dict:
-    """The request parameters that hold ``value`` at a dotted field path."""
-    for key in reversed(path.split(".")):
-        value = {key: value}
-    return value
+def _nested(path: str, value: str, into: dict | None = None) -> dict:
+    """Request parameters (``into``, or new ones) that hold ``value`` at a dotted field path."""
+    out = into if into is not None else {}
+    *parents, last = path.split(".")
+    node = out
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return out
 
 
 @pytest.mark.parametrize(("entry", "path"), [(e, p) for e in SIDE["pass_role"]["values"] for p in e["fields"]],
@@ -64,6 +68,38 @@ def test_each_pass_role_entry_reads_its_role_from_what_the_store_keeps(entry, pa
     role = "*" if entry.get("profile") else "r"
     assert [(p.resources, p.conditions) for p in pass_role] == [
         ((f"arn:aws:iam::{account}:role/{role}",), (("iam:PassedToService", entry["service"]),))]
+
+
+@pytest.mark.parametrize("entry", SIDE["kms"]["values"], ids=lambda e: f"{e['source'].split('.')[0]}:{e['operation']}")
+def test_each_kms_entry_reads_its_key_from_what_the_store_keeps(entry):
+    from lpgen.fields import request_fields
+    from lpgen.mapping import Call, map_call
+
+    key = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    fields = request_fields({**entry.get("when", {}), entry["fields"][0]: key})
+    mapping = map_call(Call(source=entry["source"], name=entry["operation"], fields=fields, region="eu-west-1",
+                            account="111122223333"))
+    assert sorted((p.action, p.resources, p.conditions) for p in mapping.permissions if p.provenance == "side:kms-key") == [
+        (a, (key,), (("kms:ViaService", f"{entry['via']}.eu-west-1.amazonaws.com"),)) for a in sorted(entry["actions"])]
+
+
+@pytest.mark.parametrize(("entry", "path"), [(e, p) for e in SIDE["caller_checks"]["values"] for p in e["fields"]],
+                         ids=lambda v: v if isinstance(v, str) else f"{v['source'].split('.')[0]}:{v['operation']}")
+def test_each_caller_check_applies_to_what_the_store_keeps(entry, path):
+    from lpgen.fields import request_fields
+    from lpgen.mapping import Call, map_call
+
+    values = {"layers": "arn:aws:lambda:eu-west-1:222233334444:layer:deps:3",
+              "imageUri": "222233334444.dkr.ecr.eu-west-1.amazonaws.com/orders:1.0"}
+    params = _nested(path, values.get(path.rsplit(".", 1)[-1], "subnet-0a1b2c3d4e5f60718"))
+    if entry.get("on") == "s3-object":  # the bucket (the entry's field) and the key
+        params = _nested(entry["object"]["key"], "app.zip", _nested(entry["object"]["bucket"], "artifacts"))
+    fields = request_fields(params)
+    assert any(k == path for k, _ in fields), f"{path} is not kept by the usage store"
+    mapping = map_call(Call(source=entry["source"], name=entry["operation"], fields=fields, region="eu-west-1",
+                            account="111122223333"))
+    granted = {p.action for p in mapping.permissions if p.provenance == "side:caller-check"}
+    assert granted == set(entry["actions"])
 
 
 def test_every_data_event_glob_names_catalogue_actions():
