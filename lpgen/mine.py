@@ -654,11 +654,12 @@ class _Reducer:
                 report.problems.extend(one.problems)
                 self.problems.extend((q.path, q.record, q.reason) for q in one.problems)
                 continue
-            counted_ids, duplicates = self._deduplicate(one, p.usage)
+            counted_ids, duplicates, ledger_ids = self._deduplicate(one, p.usage)
             counted = one.events - duplicates
             ledger_duplicates = duplicates
             if one.key in self.changed:
                 counted_ids, counted, ledger_duplicates = self._carry_over(one, counted_ids, counted, duplicates)
+                ledger_ids = ids_to_bytes(counted_ids)
             report.mined += 1
             report.records += one.records
             report.filtered += one.filtered
@@ -676,7 +677,7 @@ class _Reducer:
                 key=one.key, scope=self.scope, size=one.size, version=one.version, kind=one.kind,
                 records=one.records, counted=counted, duplicates=ledger_duplicates,
                 problems=len(one.problems), first_time=one.first_time, last_time=one.last_time,
-                ids=ids_to_bytes(counted_ids)))
+                ids=ledger_ids))
             self.seen.loaded(one.day, f"{one.key}\x00{self.scope}")
             self.events += one.events
         usage, keys = self.usage, self.keys
@@ -710,12 +711,14 @@ class _Reducer:
         again = len(old_ids.intersection(ids_from_bytes(one.ids)))
         return counted_ids | old_ids, old.counted + counted, max(duplicates - again, 0)
 
-    def _deduplicate(self, one: InputResult, usage: dict[int, Totals]) -> tuple[set[int], int]:
-        """Drop events already counted (here or in the store) from ``usage``; return the new IDs."""
+    def _deduplicate(self, one: InputResult, usage: dict[int, Totals]) -> tuple[set[int], int, bytes]:
+        """Drop events already counted (here or in the store) from ``usage``; return the new IDs, how
+        many were not new, and the new IDs as the ledger keeps them (in record order: the usual input,
+        with no duplicate, keeps the bytes the worker sent)."""
         ids = ids_from_bytes(one.ids)
         self.seen.advance(one.day)
         if not ids:
-            return set(), 0
+            return set(), 0, b""
         if self.history and one.first_time is not None:
             for ident, blob in self.store.ids_overlapping(one.first_time, one.last_time, self.seen.loaded_keys(),
                                                           run=self.run):
@@ -724,9 +727,10 @@ class _Reducer:
         unique = set(ids)
         if len(unique) == len(ids) and self.seen.isdisjoint(unique):
             self.seen.add(one.day, unique)
-            return unique, 0
+            return unique, 0, one.ids
         key_of = ids_from_bytes(one.key_of)
         fresh: set[int] = set()
+        kept = array("q")
         duplicates = 0
         for h, k in zip(ids, key_of, strict=True):
             if h in fresh or h in self.seen:
@@ -734,8 +738,9 @@ class _Reducer:
                 usage[k][0] -= 1
             else:
                 fresh.add(h)
+                kept.append(h)
         self.seen.add(one.day, fresh)
-        return fresh, duplicates
+        return fresh, duplicates, kept.tobytes()
 
     def flush(self) -> None:
         if not self.inputs and not self.problems:

@@ -136,7 +136,7 @@ class InputRecord:
     problems: int
     first_time: str | None
     last_time: str | None
-    ids: bytes
+    ids: bytes  # array('q') of the XXH3 hashes of the eventIDs it counted, in no particular order
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
