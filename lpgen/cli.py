@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -196,7 +198,7 @@ def mine_command(sources, store, since, until, principals, workers, accounts, re
         integrity = run_verify([s for s in opened if not isinstance(s, AggregateSource)], options.window, profile,
                                endpoint_url)
         click.echo(render_integrity(integrity), err=True, nl=False)
-    with UsageStore(store) as usage_store:
+    with _opened(store) as usage_store:
         report = mine(opened, usage_store, options, workers=workers,
                       progress=_ProgressLine() if show_progress else None)
     if show_progress:
@@ -250,7 +252,7 @@ class _ProgressLine:
 
 def _evidence(store: Path, sources: tuple[str, ...]) -> tuple[list, list, int]:
     """Mine ``sources`` (if any) into ``store``; its rows (service rows included), coverage and problem count."""
-    with UsageStore(store, create=bool(sources)) as usage_store:
+    with _opened(store, create=bool(sources)) as usage_store:
         if sources:
             _warn(mine([open_source(s) for s in sources], usage_store).problems)
         return list(usage_store.usage(include_service=True)), usage_store.coverage(), usage_store.totals()["problems"]
@@ -268,6 +270,18 @@ def judgement_options(f):
 
 def _prefixes(text: str | None) -> frozenset[str] | None:
     return frozenset(p.strip() for p in text.split(",") if p.strip()) if text else None
+
+
+@contextlib.contextmanager
+def _opened(path: Path, *, create: bool = True) -> Iterator[UsageStore]:
+    """The usage store at ``path``, with a warning when its aggregates were keyed under other field rules."""
+    with UsageStore(path, create=create) as store:
+        if store.other_field_rules():
+            click.echo(f"warning: {path} was mined by an lpgen with other request-field rules: its aggregates may "
+                       "lack fields that this lpgen maps to permissions (where a Lambda function's code, layers and "
+                       "destinations are, ...), so generated policies may lack them too; mine the trail again into a "
+                       "new store (--store NEW_PATH) to apply this lpgen's rules", err=True)
+        yield store
 
 
 def _warn(problems: list[Problem]) -> None:
@@ -304,7 +318,7 @@ def sql_command(engine, table, since, until, accounts, regions, principals, no_d
 @library_errors
 def summary_command(store, fmt):
     """Print what the usage store holds: principals, coverage, problems."""
-    with UsageStore(store, create=False) as usage_store:
+    with _opened(store, create=False) as usage_store:
         click.echo(render_summary(summarize(usage_store), fmt), nl=False)
 
 
@@ -319,7 +333,7 @@ def graph_command(store, principals, fmt, calls, output):
     """Export the usage graph (principal → IAM action → resource)."""
     from lpgen.graph import UsageGraph
     from lpgen.mapping import Call, map_call
-    with UsageStore(store, create=False) as usage_store:
+    with _opened(store, create=False) as usage_store:
         rows = usage_store.usage()
         if principals:
             wanted = principal_matcher(tuple(principals))
@@ -415,7 +429,7 @@ def generate_command(sources, store, since, until, principals, fmt, output, incl
     from lpgen.policy_formats import render as render_policies
     from lpgen.policy_formats import render_evidence
     window = make_window(since, until)
-    with UsageStore(store, create=bool(sources)) as usage_store:
+    with _opened(store, create=bool(sources)) as usage_store:
         if sources:
             report = mine([open_source(s) for s in sources], usage_store, MineOptions(window=window), workers=workers)
             _warn(report.problems)
@@ -675,7 +689,7 @@ def sam_command(template, sources, store, stack, role_map, parameters, region, a
         loaded = load_template(template)
         rows = coverage = matches = None
         if use_store:
-            with UsageStore(store, create=bool(sources)) as usage_store:
+            with _opened(store, create=bool(sources)) as usage_store:
                 if sources:
                     _warn(mine([open_source(s) for s in sources], usage_store).problems)
                 rows, coverage = list(usage_store.usage(include_service=True)), usage_store.coverage()

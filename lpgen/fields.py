@@ -32,6 +32,23 @@ def _rules() -> tuple:
     )
 
 
+@functools.cache
+def rules_fingerprint() -> str:
+    """A short digest of the field rules (their values, not their notes).
+
+    The usage store aggregates by the fields these rules keep, so a store mined under other rules
+    lacks what this lpgen's rules would keep (and mapping reads): the store records the digest.
+    """
+    import hashlib
+    import json
+
+    from lpgen.data_files import load
+
+    data = load("request_fields.json")
+    rules = {k: v["values"] for k, v in sorted(data.items()) if isinstance(v, dict) and "values" in v}
+    return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:16]
+
+
 # What to do with a key, decided once per distinct key name.
 _SKIP, _DESCEND, _KEEP, _FACT_VALUE, _FACT_FIRST_WORD, _FACT_PRESENT, _TOP_ONLY = range(7)
 _decisions: dict[str, int] = {}

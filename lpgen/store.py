@@ -28,6 +28,8 @@ from pathlib import Path
 import msgspec
 import xxhash
 
+from lpgen.fields import rules_fingerprint
+
 #: 2: usage rows appended in rowid order, found by their key hash (a unique index), their
 #: caller (principal, call, error class, region, invoked by) in a table of its own (the view
 #: usage_rows joins them back), event IDs and keys hashed with XXH3. Stores of schema 1 must be
@@ -181,7 +183,8 @@ class UsageStore:
             # One transaction, idempotent: two first runs at once both "create" it, and
             # neither sees a store without its schema version.
             self._db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\n"
-                                   f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');\nCOMMIT;")
+                                   f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');\n"
+                                   f"INSERT OR IGNORE INTO meta VALUES ('fields', '{rules_fingerprint()}');\nCOMMIT;")
             return
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if "meta" in tables else None
         if row is None:
@@ -228,6 +231,13 @@ class UsageStore:
     def has_inputs(self) -> bool:
         return self._db.execute("SELECT 1 FROM inputs LIMIT 1").fetchone() is not None
 
+    def other_field_rules(self) -> bool:
+        """Whether aggregates in this store were keyed under field rules other than this lpgen's
+        (:func:`lpgen.fields.rules_fingerprint`; a store from before the digest was kept counts as other).
+        A store with nothing mined yet takes this lpgen's rules when it first mines (:meth:`start_run`)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'fields'").fetchone()
+        return (row is None or row[0] != rules_fingerprint()) and self.has_inputs()
+
     def ids_overlapping(self, first_time: str, last_time: str, exclude: set[str], *, run: int) -> Iterator[tuple[str, bytes]]:
         """Event-ID hashes of inputs from other runs whose time span overlaps the given one."""
         idents = [ident for (ident,) in self._db.execute(
@@ -251,6 +261,8 @@ class UsageStore:
     # -- runs and batches --------------------------------------------------
 
     def start_run(self, *, started: str, sources: Iterable[str], scope: str) -> int:
+        if not self.has_inputs():  # nothing keyed under other rules yet: the store takes this lpgen's
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('fields', ?)", (rules_fingerprint(),))
         cur = self._db.execute(
             "INSERT INTO runs (started, sources, scope) VALUES (?, ?, ?)",
             (started, json.dumps(list(sources)), scope))

@@ -298,3 +298,45 @@ def test_progress_line_on_a_terminal_and_silence_elsewhere(tmp_path):
     assert on_tty.returncode == 0 and b"events/s" in shown
     piped = subprocess.run([*args[:-4], "--store", str(tmp_path / "p.db")], capture_output=True, timeout=120)
     assert piped.returncode == 0 and b"events/s" not in piped.stderr
+
+
+OTHER_RULES = "field rules of another lpgen"
+
+
+@pytest.mark.parametrize("recorded", [
+    pytest.param("0123456789abcdef", id="other_rules"),
+    pytest.param(None, id="from_before_stores_kept_their_rules"),
+])
+def test_a_store_mined_under_other_field_rules_is_said_to_be_so(tmp_path, recorded):
+    # An older lpgen kept fewer request fields (where a function's code is, its layers...), so the store's
+    # aggregates lack what this lpgen maps to permissions, and the ledger will not read those logs again.
+    import sqlite3
+
+    store = tmp_path / "usage.db"
+    write_log(tmp_path / "logs" / "log.json.gz", [make_record()])
+    assert run("mine", str(tmp_path / "logs"), "--store", str(store)).exit_code == 0
+    assert "request-field rules" not in run("generate", "--store", str(store)).stderr
+    with sqlite3.connect(store) as db:
+        if recorded is None:
+            db.execute("DELETE FROM meta WHERE key = 'fields'")
+        else:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'fields'", (recorded,))
+    for command in (("generate",), ("summary",), ("mine", str(tmp_path / "logs"))):
+        result = run(*command, "--store", str(store))
+        assert result.exit_code == 0, result.output
+        assert f"warning: {store} was mined by an lpgen with other request-field rules" in result.stderr
+
+
+def test_an_empty_store_takes_this_lpgens_field_rules_when_it_first_mines(tmp_path):
+    import sqlite3
+
+    from lpgen.store import UsageStore
+
+    store = tmp_path / "usage.db"
+    with UsageStore(store):
+        pass
+    with sqlite3.connect(store) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'fields'", (OTHER_RULES,))
+    write_log(tmp_path / "logs" / "log.json.gz", [make_record()])
+    assert "request-field rules" not in run("mine", str(tmp_path / "logs"), "--store", str(store)).stderr
+    assert "request-field rules" not in run("generate", "--store", str(store)).stderr
