@@ -341,6 +341,25 @@ def test_stream_event_source_baseline_grants_each_action_on_what_it_takes(tmp_pa
     assert {a: r for a, r in got.items() if a.startswith(f"{service}:") and a != "dynamodb:GetItem"} == expected
 
 
+@pytest.mark.parametrize(("part", "managed"), [
+    pytest.param(("vpc",), "AWSLambdaVPCAccessExecutionRole", id="vpc"),
+    pytest.param(("event_sources", "sqs"), "AWSLambdaSQSQueueExecutionRole", id="sqs"),
+    pytest.param(("event_sources", "kinesis"), "AWSLambdaKinesisExecutionRole", id="kinesis"),
+    pytest.param(("event_sources", "dynamodb"), "AWSLambdaDynamoDBExecutionRole", id="dynamodb"),
+])
+def test_lambda_baseline_grants_what_the_matching_aws_managed_policy_does(part, managed):
+    # The baseline says its action sets are those of AWS's managed policies (logs apart, scoped to the
+    # function's log group): AWS revises them (AWSLambdaVPCAccessExecutionRole v3 added ec2:DescribeSubnets).
+    from lpgen.data_files import values
+    from lpgen.sam import managed_policy
+
+    baseline = values("lambda_baseline.json", part[0])
+    baseline = baseline[part[1]] if len(part) > 1 else baseline
+    _, document = managed_policy(managed)
+    granted = {a for s in document["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert set(baseline) == {a for a in granted if not a.startswith("logs:")}
+
+
 def test_lambda_baseline_follows_what_the_deployment_said(tmp_path):
     from .conftest import assumed_role, make_record
 
