@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -817,6 +818,8 @@ def _caller_checks(call: Call, op: str, catalog: Catalog) -> list[Permission]:
                   for bucket in call.get(where["bucket"]) for key in call.get(where["key"])]
             if call.get(where["version"]):
                 actions = entry["actions_for_version"]
+        elif entry.get("on") == "s3-url":
+            on = [arn for arn in (_s3_object_of_url(url, call.partition) for url in named) if arn is not None]
         elif entry.get("on") == "ecr-image":
             on = [arn for arn in map(_ecr_repository, named) if arn is not None and arn.split(":")[4] != call.account]
         if not on:  # nothing to scope it to: never widen to *
@@ -839,6 +842,25 @@ def _transforms(call: Call, op: str, catalog: Catalog) -> list[Permission]:
                                note=entry["note"], side=True)
                     for found in map(catalog.action, entry["actions"]) if found is not None]
     return out
+
+
+#: An S3 object's https URL: path style (s3[.-]REGION.amazonaws.com/BUCKET/KEY) or virtual-hosted style.
+_S3_URL = re.compile(r"^https://(?:(?P<host_bucket>[^/]+)\.)?s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?/(?P<path>[^?#]+)"
+                     r"(?P<query>\?[^#]*)?$")
+
+
+def _s3_object_of_url(url: str, partition: str) -> str | None:
+    """The ARN of the S3 object an https URL names; None for another URL, or a presigned one (its
+    signature is the permission: the caller needs none)."""
+    m = _S3_URL.match(url)
+    if m is None or "Signature=" in (m["query"] or ""):  # X-Amz-Signature (SigV4) or Signature (SigV2)
+        return None
+    path = urllib.parse.unquote(m["path"])
+    if m["host_bucket"] is None:
+        bucket, _, key = path.partition("/")
+    else:
+        bucket, key = m["host_bucket"], path
+    return f"arn:{partition}:s3:::{bucket}/{key}" if bucket and key else None
 
 
 #: An ECR image URI: ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/REPOSITORY, then :TAG or @DIGEST.

@@ -625,6 +625,26 @@ def test_an_image_of_another_accounts_repository_needs_the_callers_permission_to
                     if repository else [])
 
 
+@pytest.mark.parametrize(("url", "template"), [
+    pytest.param("https://s3.eu-west-1.amazonaws.com/artifacts/orders/packaged.template",
+                 "arn:aws:s3:::artifacts/orders/packaged.template", id="path_style"),
+    pytest.param("https://artifacts.s3.eu-west-1.amazonaws.com/orders/my%20stack.yaml",
+                 "arn:aws:s3:::artifacts/orders/my stack.yaml", id="virtual_hosted_style"),
+    pytest.param("https://artifacts.s3.amazonaws.com/orders/t.yaml?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                 "&X-Amz-Signature=0123abcd", None, id="presigned_carries_its_own_permission"),
+])
+def test_a_template_in_s3_needs_the_callers_permission_to_read_it(url, template):
+    # "TemplateURL must reference a valid S3 object to which you have access": CloudFormation reads it as the caller.
+    from .conftest import assumed_role, make_record
+
+    _, mapping = map_record(make_record(
+        source="cloudformation.amazonaws.com", name="CreateChangeSet", readOnly=False,
+        params={"stackName": "orders-service", "changeSetName": "deploy-1", "templateURL": url},
+        identity=assumed_role(role("ci-deployer")), recipientAccountId=ACCOUNT))
+    side = [(p.action, p.resources, p.provenance) for p in mapping.permissions if p.side]
+    assert side == ([("s3:GetObject", (template,), "side:caller-check")] if template else [])
+
+
 @pytest.mark.parametrize(("change_set", "region", "transform"), [
     pytest.param("samcli-deploy1793700780", REGION,
                  "arn:aws:cloudformation:eu-west-1:aws:transform/Serverless-2016-10-31", id="sam_deploy"),

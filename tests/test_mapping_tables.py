@@ -90,7 +90,8 @@ def test_each_caller_check_applies_to_what_the_store_keeps(entry, path):
     from lpgen.mapping import Call, map_call
 
     values = {"layers": "arn:aws:lambda:eu-west-1:222233334444:layer:deps:3",
-              "imageUri": "222233334444.dkr.ecr.eu-west-1.amazonaws.com/orders:1.0"}
+              "imageUri": "222233334444.dkr.ecr.eu-west-1.amazonaws.com/orders:1.0",
+              "templateURL": "https://s3.eu-west-1.amazonaws.com/artifacts/stack.template"}
     params = _nested(path, values.get(path.rsplit(".", 1)[-1], "subnet-0a1b2c3d4e5f60718"))
     if entry.get("on") == "s3-object":  # the bucket (the entry's field) and the key
         params = _nested(entry["object"]["key"], "app.zip", _nested(entry["object"]["bucket"], "artifacts"))
