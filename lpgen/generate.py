@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.data_files import values
-from lpgen.mapping import USED, WANTED, Call, map_call, operation_name
+from lpgen.mapping import USED, WANTED, Call, function_name, map_call, operation_name
 from lpgen.model import DENIED
 from lpgen.store import UsageRow
 
@@ -144,7 +144,7 @@ class _FunctionConfigs:
         values: dict[str, list[str]] = defaultdict(list)
         for k, v in row.fields:
             values[k.rsplit(".", 1)[-1]].append(v)
-        for name in map(_function_name, values.get("functionName", [])):
+        for name in (function_name(f)[0] for f in values.get("functionName", [])):
             if op in ("CreateFunction", "UpdateFunctionConfiguration"):
                 for role in values.get("role", []):
                     self.role[name] = (role, row.region)
@@ -209,10 +209,11 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
                 conditions[key].add(("StringEquals", "aws:RequestedRegion", ",".join(sorted(seen))))
     statements = _statements(grants, conditions, options, catalog)
     for (action, _denied), resources in sorted(grants.items()):
+        as_granted = {r: _as_granted(r, options) for r in resources}
         for pattern in collapse(resources, options):
-            covered = sorted(r for r in resources if r != pattern and (
-                fnmatch.fnmatchcase(r, pattern) or _as_granted(r, options) == pattern))
-            one_by_one = all(_as_granted(r, options) == pattern for r in covered)  # not by the threshold
+            covered = sorted(r for r, granted in as_granted.items() if r != pattern and (
+                fnmatch.fnmatchcase(r, pattern) or granted == pattern))
+            one_by_one = all(as_granted[r] == pattern for r in covered)  # not by the threshold
             if pattern.endswith("*") and covered and pattern in resources:
                 notes.append(f"{action}: {len(covered)} resources covered by {pattern}, also granted")
             elif pattern.endswith("*") and len(covered) > 1 and not one_by_one:
@@ -240,31 +241,27 @@ def _lambda_baseline(principal: str, functions: set[tuple[str, str]], configs: _
             out += [(action, "*", "lambda-xray") for action in values("lambda_baseline.json", "xray")]
         if function in configs.vpc:
             out += [(action, "*", "lambda-vpc") for action in values("lambda_baseline.json", "vpc")]
-        for source in sorted(configs.sources.get(function, ())):
-            service = source.split(":")[2] if source.startswith("arn:") else ""
-            for action in values("lambda_baseline.json", "event_sources").get(service, []):
-                out += [(action, resource, "lambda-event-source") for resource in _polled(action, source, catalog)]
-        for target in sorted(configs.destinations.get(function, ())):
-            service = target.split(":")[2] if target.startswith("arn:") else ""
-            for action in values("lambda_baseline.json", "destinations").get(service, []):
-                out += [(action, resource, "lambda-destination") for resource in _delivered(action, target, catalog)]
+        # what Lambda polls and where it delivers records: each action of the ARN's service, on what it takes
+        for part, arns, resources_of, why in (
+                ("event_sources", configs.sources, _polled, "lambda-event-source"),
+                ("destinations", configs.destinations, _delivered, "lambda-destination")):
+            for arn in sorted(arns.get(function, ())):
+                service = arn.split(":")[2] if arn.startswith("arn:") else ""
+                for action in values("lambda_baseline.json", part).get(service, []):
+                    out += [(action, resource, why) for resource in resources_of(action, arn, catalog)]
     return out
 
 
-def _function_name(value: str) -> str:
-    """A Lambda function's name from what a request gave: its name, its ARN or partial ARN, each
-    perhaps with a version or alias (``arn:aws:lambda:REGION:ACCOUNT:function:NAME:ALIAS``)."""
-    parts = value.split(":")
-    if "function" in parts[:-1]:
-        return parts[parts.index("function") + 1]
-    return parts[0]
+def _taken(action: str, candidates: list[str], catalog: Catalog) -> list[str]:
+    """The first of ``candidates`` that is of a resource type ``action`` takes (none if none is)."""
+    return [c for c in candidates if catalog.match_resource_type(action, c) is not None][:1]
 
 
 def _delivered(action: str, target: str, catalog: Catalog) -> list[str]:
     """What Lambda delivering records to ``target`` needs ``action`` on: the destination itself, or
     for an S3 bucket, its objects (``s3:PutObject``)."""
-    candidates = [target, f"{target}/*"] if target.split(":")[2:3] == ["s3"] and "/" not in target else [target]
-    return [c for c in candidates if catalog.match_resource_type(action, c) is not None][:1]
+    s3_bucket = target.split(":")[2:3] == ["s3"] and "/" not in target
+    return _taken(action, [target, f"{target}/*"] if s3_bucket else [target], catalog)
 
 
 def _polled(action: str, source: str, catalog: Catalog) -> list[str]:
@@ -275,8 +272,7 @@ def _polled(action: str, source: str, catalog: Catalog) -> list[str]:
     if not catalog.resource_types_for(action):
         return ["*"]
     stream, through_consumer, _ = source.partition("/consumer/")
-    candidates = [stream, source] if through_consumer else [source]
-    return [c for c in candidates if catalog.match_resource_type(action, c) is not None][:1]
+    return _taken(action, [stream, source] if through_consumer else [source], catalog)
 
 
 def _add_evidence(evidence: dict, action: str, row: UsageRow | None, provenance: str, denied: bool) -> None:

@@ -360,14 +360,23 @@ def _lambda(call: Call) -> list[str]:
     for fn in call.ending("functionName"):
         if fn.startswith("arn:"):
             continue  # taken as it is, qualifier included
-        parts = fn.split(":")
-        if len(parts) >= 3 and parts[1] == "function":  # 123456789012:function:name[:qualifier]
-            name, qualifier = parts[2], parts[3:4]
-        else:  # name[:qualifier]
-            name, qualifier = parts[0], parts[1:2]
-        for q in (qualifier or qualifiers or [None]):
+        name, qualifier = function_name(fn)
+        for q in ([qualifier] if qualifier else qualifiers or [None]):
             out.append(_arn(call, "lambda", f"function:{name}" + (f":{q}" if q else "")))
     return out
+
+
+def function_name(value: str) -> tuple[str, str | None]:
+    """(name, qualifier) of a Lambda function as a request names it: its name, ARN or partial ARN
+    (``123456789012:function:NAME``), each perhaps with a version or alias after a colon."""
+    parts = value.split(":")
+    if parts[0] == "arn" and len(parts) >= 7:  # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+        at = 6
+    elif len(parts) >= 3 and parts[1] == "function":  # ACCOUNT:function:NAME[:QUALIFIER]
+        at = 2
+    else:  # NAME[:QUALIFIER]
+        at = 0
+    return parts[at], (parts[at + 1] if len(parts) > at + 1 else None)
 
 
 #: EC2 id prefixes → resource type names in ARNs.
