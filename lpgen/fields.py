@@ -7,12 +7,14 @@ for which and why), so they must name resources without varying per call.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 from typing import Any
 
 import msgspec
 
-from lpgen.data_files import values
+from lpgen.data_files import load, values
 
 Fields = tuple[tuple[str, str], ...]
 
@@ -39,11 +41,6 @@ def rules_fingerprint() -> str:
     The usage store aggregates by the fields these rules keep, so a store mined under other rules
     lacks what this lpgen's rules would keep (and mapping reads): the store records the digest.
     """
-    import hashlib
-    import json
-
-    from lpgen.data_files import load
-
     data = load("request_fields.json")
     rules = {k: v["values"] for k, v in sorted(data.items()) if isinstance(v, dict) and "values" in v}
     return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:16]

@@ -183,8 +183,7 @@ class UsageStore:
             # One transaction, idempotent: two first runs at once both "create" it, and
             # neither sees a store without its schema version.
             self._db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\n"
-                                   f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');\n"
-                                   f"INSERT OR IGNORE INTO meta VALUES ('fields', '{rules_fingerprint()}');\nCOMMIT;")
+                                   f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');\nCOMMIT;")
             return
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if "meta" in tables else None
         if row is None:

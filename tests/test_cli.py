@@ -336,7 +336,7 @@ def test_an_empty_store_takes_this_lpgens_field_rules_when_it_first_mines(tmp_pa
     with UsageStore(store):
         pass
     with sqlite3.connect(store) as db:
-        db.execute("UPDATE meta SET value = ? WHERE key = 'fields'", (OTHER_RULES,))
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('fields', ?)", (OTHER_RULES,))
     write_log(tmp_path / "logs" / "log.json.gz", [make_record()])
     assert "request-field rules" not in run("mine", str(tmp_path / "logs"), "--store", str(store)).stderr
     assert "request-field rules" not in run("generate", "--store", str(store)).stderr
