@@ -119,6 +119,8 @@ def _walk(node: Any, path: str, depth: int, found: set, paired: dict, max_depth:
                 _walk(value, here, depth + 1, found, paired, max_depth, max_len)
             continue
         if decision == _FACT_PRESENT:
+            if value is None or value == "":  # not set (an empty list or map is set: DynamoDB authorizes
+                continue  # CreateTable with an empty tag list as tagging)
             text = "present"
         elif isinstance(value, str):  # a fact (names and ARNs were kept above)
             text = value.strip()

@@ -227,13 +227,7 @@ def map_call(call: Call, catalog: Catalog | None = None) -> Mapping:
         return Mapping(source=call.source, name=call.name, status=UNKNOWN, prefix=prefix, operation=op,
                        provenance=provenance, reason=f"{reason}; the request did not say which actions")
     perms += (_pass_role(call, op, catalog) + _kms_keys(call, op, catalog) + _caller_checks(call, op, catalog)
-              + _transforms(call, op, catalog))
-    if call.source == "ec2.amazonaws.com" and op in ("RunInstances", "CreateVolume", "CreateSnapshot",
-                                                     "CreateLaunchTemplate") and call.get("tagSpecificationSet"):
-        perms.append(_permission("ec2:CreateTags", call, catalog, "side:tag-on-create",
-                                 "tags requested at creation are authorized as ec2:CreateTags",
-                                 [a for a in candidate_arns(call) if a.endswith("/*")] or None, True,
-                                 (("ec2:CreateAction", op),)))
+              + _transforms(call, op, catalog) + _tags_on_create(call, op, catalog))
     if (call.source == "kms.amazonaws.com" and call.invoked_by and call.invoked_by.endswith(".amazonaws.com")
             and call.invoked_by.split(".", 1)[0] in _via_services()):
         via = f"{call.invoked_by.split('.', 1)[0]}.{call.region}.amazonaws.com"
@@ -836,6 +830,43 @@ def _caller_checks(call: Call, op: str, catalog: Catalog) -> list[Permission]:
         out += [p for p in (_permission(action, call, catalog, "side:caller-check", entry["note"], on, True)
                             for action in actions) if p is not None]
     return out
+
+
+def _tags_on_create(call: Call, op: str, catalog: Catalog) -> list[Permission]:
+    """The tag action of a create call whose request set tags: services authorize tags given at
+    creation as their tag action too, so a policy with only the create action denies the call.
+
+    Never granted on ``*``: a tag action anywhere lets its holder retag other resources, which
+    is how tag-based access control is escaped."""
+    out = []
+    for entry in _side_permissions("tag_on_create").get((call.source, op), ()):
+        if not any(call.get(path) for path in entry["fields"]):
+            continue
+        conditions = ((entry["create_action_key"], op),) if entry.get("create_action_key") else ()
+        for action in entry["actions"]:
+            on = None  # what the call names
+            if entry.get("on") == "new":  # ids the service assigns: wildcards of the created types
+                on = [a for a in candidate_arns(call) if a.endswith("/*")] or _created(call, entry)
+            p = _permission(action, call, catalog, "side:tag-on-create", entry["note"], on, True, conditions)
+            if p is not None and p.resources == ("*",) and entry.get("new"):  # named nothing of the action's types
+                p = _permission(action, call, catalog, "side:tag-on-create", entry["note"], _created(call, entry),
+                                True, conditions)
+            if p is not None and p.resources != ("*",):
+                out.append(p)
+    return out
+
+
+def _created(call: Call, entry: dict) -> list[str]:
+    """The ARNs of what a create call creates, from the entry's template: ``${Partition}``, ``${Region}``
+    and ``${Account}`` from the call, ``{field}`` each value of that request field (``*`` without one)."""
+    arn = (entry["new"].replace("${Partition}", call.partition).replace("${Region}", call.region)
+           .replace("${Account}", call.account))
+    m = re.search(r"\{(\w+)\}", arn)
+    if m is None:
+        return [arn]
+    names = [v.lstrip("/") if m[1] == "name" and call.source == "ssm.amazonaws.com" else v
+             for v in call.ending(m[1]) if not v.startswith("arn:")]
+    return [arn[:m.start()] + name + arn[m.end():] for name in names or ["*"]]
 
 
 def _transforms(call: Call, op: str, catalog: Catalog) -> list[Permission]:

@@ -150,14 +150,16 @@ def candidate_regex() -> str:
 
     Keys are matched case-insensitively, as ``lpgen.fields`` does; quotes may be escaped
     (Lake's ``requestParameters`` map holds nested documents as JSON text). Values: a JSON
-    string, a nested-escaped string, an array of scalars, or a scalar.
+    string, a nested-escaped string, an array of scalars, a scalar, or the start of an object.
     """
     name = "request_fields.json"
     exact = list(values(name, "identifier_keys")) + list(values(name, "facts")) + list(values(name, "top_level_keys"))
     exact += list(values(name, "paired_facts").values())
     suffixes = "|".join(re.escape(s) for s in values(name, "identifier_suffixes"))
     keys = "|".join([f'[^"\\\\]*(?:{suffixes})'] + sorted({re.escape(k) for k in exact}))
-    value = rf'(?:{_STRING}|{_ARRAY}|true|false|null|-?[0-9][0-9.eE+-]*)'
+    # an object or array of objects: only its opening and first character, which tell empty from not
+    # (a fact such as 'tags' is kept as present, whatever it holds)
+    value = rf'(?:{_STRING}|{_ARRAY}|true|false|null|-?[0-9][0-9.eE+-]*|[\[{{]\s*[^\s])'
     return f'(?i)\\\\?"(?:{keys})\\\\?"\\s*:\\s*{value}'
 
 

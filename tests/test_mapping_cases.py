@@ -7,6 +7,9 @@ global services). The tests below state, per case, the IAM actions each call
 needed, on which resources, with which status, provenance, side permissions and
 conditions.
 
+Case 26 (tags set at creation) is ours, beyond the table: the tag action that creating a
+resource with tags also needs.
+
 Row 21 (LookupEvents constraints: 90 days, management events only, 50 per page,
 2 requests per second, one lookup attribute honoured) is about the LookupEvents
 source, not about mapping one event, so it has no fixture here.
@@ -1157,9 +1160,37 @@ def test_camel_case_request_key_names_the_resource(name, action, resource):
     assert mapping.permissions[0].resources == (resource,)
 
 
+# -- 26: tags set at creation -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "params", "action", "resource"), [
+    pytest.param("CreateRole", {}, "iam:TagRole", f"arn:aws:iam::{ACCOUNT}:role/orders-service-OrdersApiFunctionRole-9Z4K2M1XQ7PL",
+                 id="sam_execution_role_tagged_by_sam"),
+    pytest.param("CreateFunction20150331", {"functionName": "orders-service-OrdersApiFunction-Q2W3E4R5T6Y7"},
+                 "lambda:TagResource", arn("lambda", "function:orders-service-OrdersApiFunction-Q2W3E4R5T6Y7"),
+                 id="sam_function_tagged_lambda_createdBy"),
+    pytest.param("CreateQueue", {}, "sqs:TagQueue", arn("sqs", "orders-service-OrdersDLQ-1A2B3C4D5E6F"), id="queue"),
+    pytest.param("CreateTable", {}, "dynamodb:TagResource", arn("dynamodb", "table/orders-service-OrdersTable-7H8J9K0L1M2N"),
+                 id="table_with_an_empty_tag_list"),
+    pytest.param("CreateKey", {}, "kms:TagResource", arn("kms", "key/*"), id="key_whose_id_the_service_assigns"),
+])
+def test_a_resource_created_with_tags_also_needs_the_tag_action_on_it(name, params, action, resource):
+    # CloudFormation (invokedBy) creates a SAM stack's resources with the deployer's credentials, and
+    # SAM tags them: without the tag action the create fails ("not authorized to perform: iam:TagRole").
+    m = call("26", name, **params)
+    tag = m.permission(action)
+    assert (tag.side, tag.provenance, tag.resources) == (True, "side:tag-on-create", (resource,))
+    assert m.mapping.status == "used"
+
+
+def test_a_resource_created_without_tags_needs_no_tag_action():
+    m = call("26", "CreateFunction20150331", functionName="invoice-archiver")
+    assert [p.action for p in m.mapping.permissions] == ["lambda:CreateFunction", "iam:PassRole"]
+
+
 # -- the fixtures themselves ------------------------------------------------------------------
 
-ROWS = [f"{n:02d}" for n in range(1, 26) if n != 21]
+ROWS = [f"{n:02d}" for n in range(1, 27) if n != 21]
 
 
 def test_every_row_but_lookup_events_has_one_fixture():

@@ -31,7 +31,7 @@ def test_overrides_are_unique_and_sorted():
     assert len(keys) == len(set(keys)) and keys == sorted(keys)
 
 
-@pytest.mark.parametrize("kind", ["pass_role", "kms", "caller_checks", "transforms"])
+@pytest.mark.parametrize("kind", ["pass_role", "kms", "caller_checks", "transforms", "tag_on_create"])
 def test_side_permission_entries_name_real_actions(kind):
     catalog = load_catalog()
     for entry in SIDE[kind]["values"]:
@@ -101,6 +101,40 @@ def test_each_caller_check_applies_to_what_the_store_keeps(entry, path):
                             account="111122223333"))
     granted = {p.action for p in mapping.permissions if p.provenance == "side:caller-check"}
     assert granted == set(entry["actions"])
+
+
+@pytest.mark.parametrize("entry", SIDE["tag_on_create"]["values"],
+                         ids=lambda e: f"{e['source'].split('.')[0]}:{e['operation']}")
+def test_each_tag_on_create_entry_grants_its_tag_action_on_what_the_call_creates(entry):
+    # The store keeps only that the request set tags; with them the call needs the tag action on the
+    # created resource (never on *, which would let it retag anything), without them nothing more.
+    import re
+
+    from lpgen.fields import request_fields
+    from lpgen.mapping import Call, map_call
+
+    catalog = load_catalog()
+    named = re.search(r"(?<!\$)\{(\w+)\}", entry.get("new", ""))
+    params = {named[1]: "orders"} if named else {}
+    tag_shapes = {"tagSpecificationSet": {"items": [{"resourceType": "instance", "tags": [{"key": "k", "value": "v"}]}]}}
+    with_tags = request_fields({**params, **{f: tag_shapes.get(f, [{"key": "k", "value": "v"}]) for f in entry["fields"]}})
+    assert all((f, "present") in with_tags for f in entry["fields"]), "the store must keep that tags were set"
+
+    def tag_permissions(fields):
+        mapping = map_call(Call(source=entry["source"], name=entry["operation"], fields=fields, region="eu-west-1",
+                                account="111122223333"))
+        return [p for p in mapping.permissions if p.provenance == "side:tag-on-create"]
+
+    granted = tag_permissions(with_tags)
+    assert sorted(p.action for p in granted) == sorted(entry["actions"])
+    for p in granted:
+        assert p.side and p.resources and "*" not in p.resources
+        assert all(catalog.match_resource_type(catalog.action(p.action), arn) for arn in p.resources), p.resources
+        if named:
+            assert any("orders" in arn for arn in p.resources), p.resources
+        if entry.get("create_action_key"):
+            assert p.conditions == ((entry["create_action_key"], entry["operation"]),)
+    assert tag_permissions(request_fields(params)) == []
 
 
 def test_every_data_event_glob_names_catalogue_actions():

@@ -607,6 +607,21 @@ def test_values_with_quotes_and_backslashes_are_grouped_whole_at_any_depth(spec,
     assert pushed["usage"] == local["usage"]
 
 
+@pytest.mark.parametrize("spec", [athena(), lake()], ids=["athena", "lake"])
+def test_tags_set_empty_null_and_absent_are_grouped_as_when_mining(spec, tmp_path):
+    # 'tags' is kept as a fact (present or not), never its content: calls that differ only in their tags
+    # are one aggregate, and calls with tags (even empty ones) and without (or null) are told apart as
+    # the local path tells them apart, or the query would lose a tag-on-create permission.
+    tags = [{"env": "prod"}, {"env": "test", "team": "a"}, {}, [], [{"key": "k", "value": "v"}], None]
+    records = [(make_record(name="CreateFunction20150331", source="lambda.amazonaws.com",
+                            params={"functionName": "f", **({} if t is None else {"tags": t})}),
+                "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/02/a") for t in tags for _ in range(2)]
+    pushed, local = both_ways(records, spec, tmp_path)
+    assert sorted(json.loads(row[7]) for row in local["usage"]) == [
+        [["functionName", "f"]], [["functionName", "f"], ["tags", "present"]]]
+    assert pushed["usage"] == local["usage"]
+
+
 @pytest.mark.parametrize("command", ["map", "verify"])
 def test_commands_that_read_records_refuse_a_query_source_cleanly(command):
     from click.testing import CliRunner
