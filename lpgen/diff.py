@@ -24,7 +24,7 @@ from deepdiff import DeepDiff
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.expand import Expanded, covers
 from lpgen.generate import GeneratedPolicy, GenerateOptions, by_name, generate
-from lpgen.mapping import NEVER, Call, map_call, observability
+from lpgen.mapping import NEVER, Call, iam_paths, map_call, observability, resolve_iam_paths
 from lpgen.model import DENIED
 from lpgen.store import CoverageRow, UsageRow
 
@@ -112,13 +112,14 @@ def diff(principal: str, rows: list[UsageRow], expanded: Expanded, coverage: lis
     # by anyone (the function configuration behind the baseline): generate from those only.
     relevant = [r for r in rows if r.principal == principal or r.principal.startswith("service:")
                 or r.source == "lambda.amazonaws.com"]
-    recommended = generate(relevant, options.generate, catalog, only=[principal]).get(principal)
+    paths = iam_paths(rows)  # every principal's rows show IAM entities' paths
+    recommended = generate(relevant, options.generate, catalog, only=[principal], paths=paths).get(principal)
     used: dict[str, set[str]] = defaultdict(set)
     wanted: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         if row.principal != principal:
             continue
-        mapping = map_call(Call.of_row(row), catalog)
+        mapping = resolve_iam_paths(map_call(Call.of_row(row), catalog), paths)
         for p in mapping.permissions:
             (wanted if row.error_class == DENIED else used)[p.action].update(p.resources)
     baseline = {a for a, e in (recommended.evidence.items() if recommended else ())

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.data_files import values
-from lpgen.mapping import USED, WANTED, Call, function_name, map_call, operation_name
+from lpgen.mapping import USED, WANTED, Call, function_name, iam_paths, map_call, operation_name, resolve_iam_paths
 from lpgen.model import DENIED
 from lpgen.store import UsageRow
 
@@ -96,14 +96,17 @@ def size(document: dict) -> int:
 
 
 def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOptions(),
-             catalog: Catalog | None = None, only: Iterable[str] | None = None) -> dict[str, GeneratedPolicy]:
+             catalog: Catalog | None = None, only: Iterable[str] | None = None,
+             paths: dict[str, str] | None = None) -> dict[str, GeneratedPolicy]:
     """The minimal policy of every principal in ``rows``, or of those in ``only`` (service-initiated
-    rows, and every principal's Lambda deployments, inform baselines either way)."""
+    rows, and every principal's Lambda deployments, inform baselines either way). ``paths``: the IAM
+    entities' ARNs (:func:`~lpgen.mapping.iam_paths`), when more rows than these show them."""
     catalog = catalog or load_catalog()
     per: dict[str, list[tuple[UsageRow, object]]] = defaultdict(list)
     lambda_functions: dict[str, set[tuple[str, str]]] = defaultdict(set)
     functions = _FunctionConfigs()
     rows = list(rows)
+    paths = iam_paths(rows) if paths is None else paths
     for row in rows:
         functions.note(row)
         if row.principal.startswith("service:"):
@@ -113,7 +116,7 @@ def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOption
             continue
         if row.error_class == DENIED and not options.include_denied:
             continue
-        mapping = map_call(Call.of_row(row), catalog)
+        mapping = resolve_iam_paths(map_call(Call.of_row(row), catalog), paths)
         if mapping.status in (USED, WANTED):
             per[row.principal].append((row, mapping))
     for role, names in functions.roles().items():

@@ -24,7 +24,7 @@ import functools
 import re
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -459,10 +459,64 @@ def _named(service: str, template: str, *keys: str):
 
 def _iam(call: Call) -> list[str]:
     out = []
+    # Only the calls that create an entity give its path, "/" when they give none; elsewhere it is unknown
+    path = next(iter(call.get("path")), "/" if call.name in _IAM_CREATES else None)
     for kind, keys in (("role", ("roleName",)), ("user", ("userName",)), ("group", ("groupName",)),
                        ("instance-profile", ("instanceProfileName",))):
-        out += [f"arn:{call.partition}:iam::{call.account}:{kind}/{v}" for v in call.ending(*keys)]
+        for name in call.ending(*keys):
+            out += iam_entity_arns(call, kind, name, path)
     return out
+
+
+#: The calls that create an IAM entity with a path (the request's, or ``/``).
+_IAM_CREATES = frozenset({"CreateRole", "CreateUser", "CreateGroup", "CreateInstanceProfile"})
+
+
+def iam_entity_arns(call: Call, kind: str, name: str, path: str | None = None) -> list[str]:
+    """The ARN of the IAM ``kind`` (role, user, ...) named ``name``, which holds its path.
+
+    A request gives the path only when it creates the entity; elsewhere it is unknown, so both
+    ``KIND/NAME`` and ``KIND/*/NAME``: names are unique per account and kind, so the two are exactly
+    that entity whatever its path (``role/NAME`` alone denies a role under ``/service-role/``).
+    :func:`resolve_iam_paths` narrows them to the ARN where the trail shows it.
+    """
+    base = f"arn:{call.partition}:iam::{call.account}:{kind}"
+    if path is not None:
+        inner = path.strip("/")
+        return [f"{base}/{inner}/{name}" if inner else f"{base}/{name}"]
+    return [f"{base}/{name}", f"{base}/*/{name}"]
+
+
+#: An IAM entity's ARN: the part before the kind, the kind, the path (``/`` or ``/a/b/``) and the name.
+_IAM_ENTITY = re.compile(r"^(?P<head>arn:[\w-]+:iam::\d{12}:)(?P<kind>role|user|group|instance-profile)"
+                         r"(?P<path>/(?:[^/*?]+/)*)(?P<name>[^/*?]+)$")
+
+
+def iam_paths(rows: Iterable[Any]) -> dict[str, str]:
+    """The ARN of every IAM role, user, group and instance profile that usage rows show (as a principal,
+    or as an ARN in a request), by the pattern :func:`iam_entity_arns` gives for its bare name."""
+    found = {}
+    for row in rows:
+        for value in (row.principal, *(v for _, v in row.fields)):
+            m = _IAM_ENTITY.match(value) if ":iam::" in value else None
+            if m is not None:
+                found[f"{m['head']}{m['kind']}/*/{m['name']}"] = value
+    return found
+
+
+def resolve_iam_paths(mapping: Mapping, paths: dict[str, str]) -> Mapping:
+    """``mapping`` with each pair of patterns a bare IAM name gave replaced by the entity's ARN, where known."""
+    if not paths:
+        return mapping
+    changed = []
+    for p in mapping.permissions:
+        resources = list(p.resources)
+        for pattern in [r for r in p.resources if r in paths]:
+            head, _, name = pattern.rpartition("/*/")
+            resources = [r for r in resources if r not in (pattern, f"{head}/{name}")] + [paths[pattern]]
+        changed.append(p if len(resources) == len(p.resources) and resources == list(p.resources) else
+                       replace(p, resources=tuple(sorted(set(resources)))))
+    return replace(mapping, permissions=tuple(changed))
 
 
 def _events(call: Call) -> list[str]:
@@ -773,7 +827,7 @@ def _pass_role(call: Call, op: str, catalog: Catalog) -> list[Permission]:
             if value.startswith("arn:") and ":role/" in value:
                 roles.append(value)
             elif not value.startswith("arn:"):
-                roles.append(f"arn:{call.partition}:iam::{call.account}:role/{value}")
+                roles += iam_entity_arns(call, "role", value)
         if not roles and entry.get("always"):
             roles = [f"arn:{call.partition}:iam::{call.account}:role/*"]
         if roles:

@@ -1058,8 +1058,9 @@ def test_global_service_events_are_recorded_in_us_east_1():
 
 
 def test_iam_role_arn_has_no_region():
+    # GetRole names the role, not its path: the pair is that role whatever its path (see case 23)
     m = call("20", "GetRole")
-    assert m.permission("iam:GetRole").resources == (role("orders-api-role"),)
+    assert m.permission("iam:GetRole").resources == (role("*/orders-api-role"), role("orders-api-role"))
 
 
 def test_assume_role_through_the_global_endpoint_needs_assume_role_on_the_role():
@@ -1110,7 +1111,46 @@ def test_china_resources_use_the_aws_cn_partition():
     obj = call("23", "GetObject").permission("s3:GetObject")
     assert obj.resources == ("arn:aws-cn:s3:::acme-cn-reports/daily/2026-11-01.csv",)
     iam_role = call("23", "GetRole").permission("iam:GetRole")
-    assert iam_role.resources == (f"arn:aws-cn:iam::{ACCOUNT}:role/reports-reader-role",)
+    assert iam_role.resources == (f"arn:aws-cn:iam::{ACCOUNT}:role/*/reports-reader-role",
+                                  f"arn:aws-cn:iam::{ACCOUNT}:role/reports-reader-role")
+
+
+def test_a_role_named_without_its_path_is_that_role_under_any_path_until_the_trail_shows_its_arn():
+    # GetRole names reports-reader-role, whose ARN holds the path /service-role/: IAM authorizes the call
+    # against that ARN, so role/reports-reader-role alone would deny it. The pair (role/NAME, role/*/NAME)
+    # is exactly that role whatever its path (names are unique per account); where the usage shows the
+    # role's ARN (here, as the principal of other calls), generation narrows the pair to it.
+    from lpgen.generate import generate
+    from lpgen.mapping import Call, iam_paths, map_call, resolve_iam_paths
+    from lpgen.store import UsageRow
+
+    getter = f"arn:aws-cn:iam::{ACCOUNT}:role/ops/inspector"
+    reader = f"arn:aws-cn:iam::{ACCOUNT}:role/service-role/reports-reader-role"
+
+    def row(principal, source, name, fields):
+        return UsageRow(principal=principal, source=source, name=name, error_class="ok", region="cn-north-1",
+                        invoked_by=None, fields=fields, count=1, first_seen="2026-11-01T00:00:00Z",
+                        last_seen="2026-11-01T00:00:00Z", category="Management", error_codes=(), samples=())
+
+    get_role = row(getter, "iam.amazonaws.com", "GetRole", (("roleName", "reports-reader-role"),))
+    reads = row(reader, "s3.amazonaws.com", "GetObject", (("bucketName", "b"), ("key", "k")))
+    mapping = map_call(Call.of_row(get_role))
+    assert resolve_iam_paths(mapping, iam_paths([get_role])) == mapping  # the trail shows no path: the pair stays
+    resolved = resolve_iam_paths(mapping, iam_paths([get_role, reads]))
+    assert resolved.permissions[0].resources == (reader,)
+    statement, = generate([get_role, reads])[getter].document()["Statement"]
+    assert statement["Resource"] == reader
+
+
+def test_a_role_created_with_a_path_is_granted_under_it():
+    from lpgen.mapping import Call, map_call
+
+    created = map_call(Call(source="iam.amazonaws.com", name="CreateRole", region="us-east-1", account=ACCOUNT,
+                            fields=(("path", "/service-role/"), ("roleName", "orders-replay-role"))))
+    plain = map_call(Call(source="iam.amazonaws.com", name="CreateRole", region="us-east-1", account=ACCOUNT,
+                          fields=(("roleName", "orders-replay-role"),)))
+    assert created.permissions[0].resources == (role("service-role/orders-replay-role"),)
+    assert plain.permissions[0].resources == (role("orders-replay-role"),)
 
 
 def test_assumed_role_session_is_attributed_to_its_role_with_its_path():
@@ -1144,7 +1184,7 @@ def test_direct_get_object_is_scoped_to_the_bucket_object():
 
 @pytest.mark.parametrize(("name", "action", "resource"), [
     ("GetFunction20150331v2", "lambda:GetFunction", arn("lambda", "function:orders-api")),
-    ("GetRole", "iam:GetRole", role("orders-api-role")),
+    ("GetRole", "iam:GetRole", (role("*/orders-api-role"), role("orders-api-role"))),
     ("GetBucketPolicy", "s3:GetBucketPolicy", "arn:aws:s3:::acme-data"),
     ("GetQueueAttributes", "sqs:GetQueueAttributes", QUEUE),
     ("DescribeTable", "dynamodb:DescribeTable", ORDERS_TABLE),
@@ -1157,7 +1197,7 @@ def test_camel_case_request_key_names_the_resource(name, action, resource):
     # Without resources[] (only S3 gives it here), the ARN can only come from requestParameters.
     _, mapping = map_record({k: v for k, v in record.items() if k != "resources"})
     assert mapping.actions == (action,)
-    assert mapping.permissions[0].resources == (resource,)
+    assert mapping.permissions[0].resources == (resource if isinstance(resource, tuple) else (resource,))
 
 
 # -- 26: tags set at creation -------------------------------------------------------------------
