@@ -429,7 +429,44 @@ def _kms(call: Call) -> list[str]:
 
 def _secretsmanager(call: Call) -> list[str]:
     # A secret's ARN ends in a random 6-character suffix that a bare name does not carry.
-    return [_arn(call, "secretsmanager", f"secret:{s}-??????") for s in call.ending("secretId") if not s.startswith("arn:")]
+    names = call.ending("secretId") + _created_name(call, "CreateSecret")
+    return [_arn(call, "secretsmanager", f"secret:{s}-??????") for s in names if not s.startswith("arn:")]
+
+
+def _created_name(call: Call, *creates: str) -> list[str]:
+    """The ``name`` a creating call gives what it creates (elsewhere ``name`` may name something else)."""
+    return call.get("name") if call.name in creates else []
+
+
+def _sns(call: Call) -> list[str]:
+    return [_arn(call, "sns", t) for t in call.ending("topicName") + _created_name(call, "CreateTopic")
+            if not t.startswith("arn:")]
+
+
+def _states(call: Call) -> list[str]:
+    out = [_arn(call, "states", f"stateMachine:{n}") for n in call.ending("stateMachineName")
+           + _created_name(call, "CreateStateMachine") if not n.startswith("arn:")]
+    return out + [_arn(call, "states", f"activity:{n}") for n in _created_name(call, "CreateActivity")]
+
+
+def _cloudwatch(call: Call) -> list[str]:
+    return [_arn(call, "cloudwatch", f"alarm:{n}") for n in call.ending("alarmName", "alarmNames")
+            if not n.startswith("arn:")]
+
+
+def _ecs(call: Call) -> list[str]:
+    """Clusters, task definitions (``family`` or ``family:revision``; a new or latest revision is any) and
+    services (``service/CLUSTER/NAME``, in the ``default`` cluster when the request names none)."""
+    named = call.ending("cluster", "clusterName")
+    out = [_arn(call, "ecs", f"cluster/{c}") for c in named if not c.startswith("arn:")]  # ARNs are taken as given
+    clusters = [c.rsplit("cluster/", 1)[-1] for c in named]
+    for td in call.ending("taskDefinition") + call.get("family"):
+        if not td.startswith("arn:"):
+            family, _, revision = td.partition(":")
+            out.append(_arn(call, "ecs", f"task-definition/{family}:{revision or '*'}"))
+    out += [_arn(call, "ecs", f"service/{cluster}/{name}") for name in call.ending("serviceName")
+            for cluster in clusters or ["default"]]
+    return out
 
 
 def _ssm(call: Call) -> list[str]:
@@ -575,8 +612,10 @@ _BUILDERS = {
     "kinesis.amazonaws.com": _named("kinesis", "stream/{}", "streamName"),
     "firehose.amazonaws.com": _named("firehose", "deliverystream/{}", "deliveryStreamName"),
     "ecr.amazonaws.com": _named("ecr", "repository/{}", "repositoryName"),
-    "sns.amazonaws.com": _named("sns", "{}", "topicName"),
-    "states.amazonaws.com": _named("states", "stateMachine:{}", "stateMachineName"),
+    "sns.amazonaws.com": _sns,
+    "states.amazonaws.com": _states,
+    "monitoring.amazonaws.com": _cloudwatch,
+    "ecs.amazonaws.com": _ecs,
     "events.amazonaws.com": _events,
     "ec2.amazonaws.com": _ec2,
     "iam.amazonaws.com": _iam,

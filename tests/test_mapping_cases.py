@@ -1200,6 +1200,37 @@ def test_camel_case_request_key_names_the_resource(name, action, resource):
     assert mapping.permissions[0].resources == (resource if isinstance(resource, tuple) else (resource,))
 
 
+@pytest.mark.parametrize(("source", "name", "fields", "action", "resources"), [
+    pytest.param("sns.amazonaws.com", "CreateTopic", (("name", "order-events"),), "sns:CreateTopic",
+                 (arn("sns", "order-events"),), id="topic_from_the_name_it_is_created_with"),
+    pytest.param("secretsmanager.amazonaws.com", "CreateSecret", (("name", "prod/db"),), "secretsmanager:CreateSecret",
+                 (arn("secretsmanager", "secret:prod/db-??????"),), id="secret_with_the_suffix_the_service_adds"),
+    pytest.param("states.amazonaws.com", "CreateStateMachine", (("name", "orders"),), "states:CreateStateMachine",
+                 (arn("states", "stateMachine:orders"),), id="state_machine"),
+    pytest.param("monitoring.amazonaws.com", "PutMetricAlarm", (("alarmName", "orders-5xx"),), "cloudwatch:PutMetricAlarm",
+                 (arn("cloudwatch", "alarm:orders-5xx"),), id="alarm_under_the_cloudwatch_prefix"),
+    pytest.param("ecs.amazonaws.com", "CreateCluster", (("clusterName", "orders"),), "ecs:CreateCluster",
+                 (arn("ecs", "cluster/orders"),), id="cluster"),
+    pytest.param("ecs.amazonaws.com", "CreateService", (("serviceName", "api"),), "ecs:CreateService",
+                 (arn("ecs", "service/default/api"),), id="service_in_the_default_cluster"),
+    pytest.param("ecs.amazonaws.com", "RunTask", (("cluster", f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/orders"),
+                                                  ("taskDefinition", "orders-migrate")), "ecs:RunTask",
+                 (arn("ecs", "task-definition/orders-migrate:*"),), id="latest_revision_of_a_family_is_any_revision"),
+])
+def test_a_call_that_names_what_it_creates_is_granted_on_it_not_on_star(source, name, fields, action, resources):
+    from lpgen.mapping import Call, map_call
+
+    mapping = map_call(Call(source=source, name=name, fields=fields, region=REGION, account=ACCOUNT))
+    assert [(p.action, p.resources) for p in mapping.permissions if not p.side] == [(action, resources)]
+
+
+def test_name_names_the_new_resource_only_in_the_call_that_creates_it():
+    from lpgen.mapping import Call, candidate_arns
+
+    assert candidate_arns(Call(source="secretsmanager.amazonaws.com", name="ListSecrets", fields=(("name", "x"),),
+                               region=REGION, account=ACCOUNT)) == []
+
+
 # -- 26: tags set at creation -------------------------------------------------------------------
 
 
