@@ -57,19 +57,21 @@ class Call:
     error_class: str = "ok"
     invoked_by: str | None = None
     service_initiated: bool = False
+    principal: str = ""  # who called: some IAM calls act on the calling user when they name none
 
     @classmethod
     def of_event(cls, e: Event) -> Call:
         return cls(source=e.source, name=e.name, fields=_requested(e.fields), region=e.region,
                    account=account_of(e.principal, e.account), error_class=e.error_class,
-                   invoked_by=e.invoked_by, service_initiated=e.service_initiated)
+                   invoked_by=e.invoked_by, service_initiated=e.service_initiated, principal=e.principal)
 
     @classmethod
     def of_row(cls, row: Any) -> Call:
         """From a :class:`lpgen.store.UsageRow`; resources named by bare names land in the principal's account."""
         return cls(source=row.source, name=row.name, fields=_requested(row.fields), region=row.region,
                    account=account_of(row.principal, "*"), error_class=row.error_class,
-                   invoked_by=row.invoked_by, service_initiated=row.principal.startswith("service:"))
+                   invoked_by=row.invoked_by, service_initiated=row.principal.startswith("service:"),
+                   principal=row.principal)
 
     def get(self, path: str) -> list[str]:
         return [v for k, v in self.fields if k == path]
@@ -502,7 +504,22 @@ def _iam(call: Call) -> list[str]:
                        ("instance-profile", ("instanceProfileName",))):
         for name in call.ending(*keys):
             out += iam_entity_arns(call, kind, name, path)
+    if call.name in _IAM_SELF and not call.ending("userName") and ":iam::" in call.principal and ":user/" in call.principal:
+        out.append(call.principal)  # the calling user, whose ARN (with its path) the principal is
     return out
+
+
+#: IAM calls that act on the calling IAM user when the request names no user: ChangePassword always,
+#: the others when UserName is omitted ("IAM determines the user name implicitly based on the access
+#: key signing the request", IAM API Reference; tests/test_mapping_tables.py checks the list against
+#: botocore's copy of it).
+_IAM_SELF = frozenset({
+    "ChangePassword", "CreateAccessKey", "CreateLoginProfile", "DeactivateMFADevice", "DeleteAccessKey",
+    "DeleteLoginProfile", "DeleteServiceSpecificCredential", "DeleteSigningCertificate", "GetLoginProfile", "GetUser",
+    "ListAccessKeys", "ListMFADevices", "ListSSHPublicKeys", "ListServiceSpecificCredentials", "ListSigningCertificates",
+    "ResetServiceSpecificCredential", "UpdateAccessKey", "UpdateServiceSpecificCredential", "UpdateSigningCertificate",
+    "UploadSigningCertificate",
+})
 
 
 #: The calls that create an IAM entity with a path (the request's, or ``/``).

@@ -168,3 +168,39 @@ def test_botocore_references_name_the_catalogues_release_and_its_operations(key)
             known = catalog.botocore_operations(service)
             present = bool(known) and (operation is None or operation in known)
             assert present == (kind == key), entry
+
+
+def test_iam_calls_that_act_on_the_calling_user_are_those_the_api_reference_says():
+    # Without a UserName these calls act on the IAM user who signed the request, so the generated
+    # policy names that user (its ARN, with its path) rather than every user: iam:CreateAccessKey on *
+    # would let the holder create keys for anyone. The list is checked against the API's own words.
+    import re
+
+    import botocore.session
+
+    from lpgen.mapping import _IAM_SELF
+
+    model = botocore.session.get_session().get_service_model("iam")
+    says_caller = re.compile(r"implicitly|defaults to the (principal|user) making|assumes the user whose credentials", re.I)
+    documented = set()
+    for name in model.operation_names:
+        shape = model.operation_model(name).input_shape
+        if shape is None or "UserName" not in shape.members or "UserName" in shape.required_members:
+            continue
+        if says_caller.search(model.operation_model(name).documentation + shape.members["UserName"].documentation):
+            documented.add(name)
+    changes_own_password = model.operation_model("ChangePassword").input_shape.members.keys() == {"OldPassword", "NewPassword"}
+    assert changes_own_password and _IAM_SELF == documented | {"ChangePassword"}
+
+
+@pytest.mark.parametrize(("principal", "fields", "expected"), [
+    ("arn:aws:iam::123456789012:user/dev/alice", (), ("arn:aws:iam::123456789012:user/dev/alice",)),
+    ("arn:aws:iam::123456789012:user/dev/alice", (("userName", "bob"),),
+     ("arn:aws:iam::123456789012:user/*/bob", "arn:aws:iam::123456789012:user/bob")),
+])
+def test_an_iam_user_rotating_its_own_keys_is_granted_its_own_user_only(principal, fields, expected):
+    from lpgen.mapping import Call, map_call
+
+    mapping = map_call(Call(source="iam.amazonaws.com", name="CreateAccessKey", fields=fields, region="us-east-1",
+                            account="123456789012", principal=principal))
+    assert [(p.action, p.resources) for p in mapping.permissions] == [("iam:CreateAccessKey", expected)]
