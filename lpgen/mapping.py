@@ -506,6 +506,13 @@ def _iam(call: Call) -> list[str]:
             out += iam_entity_arns(call, kind, name, path)
     if call.name in _IAM_SELF and not call.ending("userName") and ":iam::" in call.principal and ":user/" in call.principal:
         out.append(call.principal)  # the calling user, whose ARN (with its path) the principal is
+    base = f"arn:{call.partition}:iam::{call.account}:"
+    if call.name == "CreatePolicy":  # a customer managed policy's ARN holds its path too
+        inner = (path or "/").strip("/")
+        out += [f"{base}policy/{inner + '/' if inner else ''}{n}" for n in call.get("policyName")]
+    out += [f"{base}saml-provider/{n}" for n in _created_name(call, "CreateSAMLProvider")]
+    if call.name == "CreateOpenIDConnectProvider":  # its ARN names the issuer URL without the scheme
+        out += [f"{base}oidc-provider/{u.split('://', 1)[-1].rstrip('/')}" for u in call.get("url")]
     return out
 
 
@@ -523,7 +530,7 @@ _IAM_SELF = frozenset({
 
 
 #: The calls that create an IAM entity with a path (the request's, or ``/``).
-_IAM_CREATES = frozenset({"CreateRole", "CreateUser", "CreateGroup", "CreateInstanceProfile"})
+_IAM_CREATES = frozenset({"CreateRole", "CreateUser", "CreateGroup", "CreateInstanceProfile", "CreatePolicy"})
 
 
 def iam_entity_arns(call: Call, kind: str, name: str, path: str | None = None) -> list[str]:
