@@ -24,7 +24,7 @@ from deepdiff import DeepDiff
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.expand import Expanded, covers
 from lpgen.generate import GeneratedPolicy, GenerateOptions, by_name, generate
-from lpgen.mapping import NEVER, Call, iam_paths, map_call, observability, resolve_iam_paths
+from lpgen.mapping import NEVER, Call, iam_paths, iam_twin, map_call, observability, resolve_iam_paths
 from lpgen.model import DENIED
 from lpgen.store import CoverageRow, UsageRow
 
@@ -159,9 +159,11 @@ def diff(principal: str, rows: list[UsageRow], expanded: Expanded, coverage: lis
                 (used.get(action, set()), "used but not granted by these policies (a resource policy or another grant "
                                           "allowed it)", True),
                 (wanted.get(action, set()), "wanted and denied", False)):
-            uncovered = sorted(r for r in resources if not (patterns and (
+            covered = {r for r in resources if patterns and (
                 r == "*" and "*" in patterns or r != "*" and covers(patterns, r)
-                or allowed and _granted_by_id(patterns, r))))
+                or allowed and _granted_by_id(patterns, r))}
+            # an IAM entity named without its path is either ARN of its pair: one covered covers the call
+            uncovered = sorted(r for r in resources if r not in covered and iam_twin(r) not in covered)
             if uncovered:
                 entries.append(Entry(action=action, category=MISSING, used_on=tuple(uncovered), why=why))
     unused_services = sorted({e.action.split(":", 1)[0] for e in entries if e.category == UNUSED}

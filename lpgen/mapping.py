@@ -553,6 +553,18 @@ _IAM_ENTITY = re.compile(r"^(?P<head>arn:[\w-]+:iam::\d{12}:)(?P<kind>role|user|
                          r"(?P<path>/(?:[^/*?]+/)*)(?P<name>[^/*?]+)$")
 
 
+def iam_twin(arn: str) -> str | None:
+    """The other ARN of the pair :func:`iam_entity_arns` gives a bare IAM name (``KIND/NAME`` and
+    ``KIND/*/NAME``): either one is that entity, so a grant of either allows the call."""
+    if ":iam::" not in arn:
+        return None
+    head, sep, name = arn.rpartition("/*/")
+    if sep:
+        return f"{head}/{name}" if "/" not in name else None
+    m = _IAM_ENTITY.match(arn)
+    return f"{m['head']}{m['kind']}/*/{m['name']}" if m is not None and m["path"] == "/" else None
+
+
 def iam_paths(rows: Iterable[Any]) -> dict[str, str]:
     """The ARN of every IAM role, user, group and instance profile that usage rows show (as a principal,
     or as an ARN in a request), by the pattern :func:`iam_entity_arns` gives for its bare name."""

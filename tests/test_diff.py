@@ -306,3 +306,29 @@ def test_access_advisor_keeps_recently_used_services_from_being_called_unused(st
     d = demo_diff(store, READER, DiffOptions(min_days=7, recently_accessed=recent))
     cats = by_category(d)
     assert "s3:DeleteObject" in cats[NOT_JUDGED] and not any(a.startswith("s3:") for a in cats.get(UNUSED, ()))
+
+
+@pytest.mark.parametrize(("granted", "categories"), [
+    pytest.param("arn:aws:iam::123456789012:role/service-role/reports-role", [USED], id="role_under_a_path"),
+    pytest.param("arn:aws:iam::123456789012:role/reports-role", [USED], id="role_without_a_path"),
+    pytest.param("arn:aws:iam::123456789012:role/another-role", [MISSING, OVER_BROAD], id="another_role"),
+])
+def test_a_role_named_without_its_path_is_covered_by_a_grant_of_that_role_at_any_path(tmp_path, granted, categories):
+    # GetRole names the role, not its path, and nothing in the store shows the role's ARN: its pair
+    # (role/NAME, role/*/NAME) is either ARN, so a grant of the role where it is covers the call.
+    from lpgen.attached import Attached, Policy
+    from lpgen.mine import mine
+    from lpgen.sources.local import LocalSource
+    from lpgen.store import UsageStore
+
+    from .conftest import ROLE, make_record, write_log
+
+    write_log(tmp_path / "logs" / "log.json.gz", [make_record(
+        source="iam.amazonaws.com", name="GetRole", params={"roleName": "reports-role"}, region="us-east-1")])
+    with UsageStore(tmp_path / "s.db") as store:
+        mine([LocalSource(tmp_path / "logs")], store)
+        rows, coverage = list(store.usage()), store.coverage()
+    attached = Attached(principal=ROLE, policies=(Policy(name="exact", kind="inline", document={
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:GetRole", "Resource": granted}]}),))
+    d = diff(ROLE, rows, expand(attached), coverage, DiffOptions(min_days=0))
+    assert sorted(e.category for e in d.entries) == categories
