@@ -506,10 +506,9 @@ def _iam(call: Call) -> list[str]:
             out += iam_entity_arns(call, kind, name, path)
     if call.name in _IAM_SELF and not call.ending("userName") and ":iam::" in call.principal and ":user/" in call.principal:
         out.append(call.principal)  # the calling user, whose ARN (with its path) the principal is
-    base = f"arn:{call.partition}:iam::{call.account}:"
     if call.name == "CreatePolicy":  # a customer managed policy's ARN holds its path too
-        inner = (path or "/").strip("/")
-        out += [f"{base}policy/{inner + '/' if inner else ''}{n}" for n in call.get("policyName")]
+        out += [a for n in call.get("policyName") for a in iam_entity_arns(call, "policy", n, path)]
+    base = f"arn:{call.partition}:iam::{call.account}:"
     out += [f"{base}saml-provider/{n}" for n in _created_name(call, "CreateSAMLProvider")]
     if call.name == "CreateOpenIDConnectProvider":  # its ARN names the issuer URL without the scheme
         out += [f"{base}oidc-provider/{u.split('://', 1)[-1].rstrip('/')}" for u in call.get("url")]
@@ -587,8 +586,7 @@ def resolve_iam_paths(mapping: Mapping, paths: dict[str, str]) -> Mapping:
         for pattern in [r for r in p.resources if r in paths]:
             head, _, name = pattern.rpartition("/*/")
             resources = [r for r in resources if r not in (pattern, f"{head}/{name}")] + [paths[pattern]]
-        changed.append(p if len(resources) == len(p.resources) and resources == list(p.resources) else
-                       replace(p, resources=tuple(sorted(set(resources)))))
+        changed.append(p if resources == list(p.resources) else replace(p, resources=tuple(sorted(set(resources)))))
     return replace(mapping, permissions=tuple(changed))
 
 
@@ -993,8 +991,8 @@ def _created(call: Call, entry: dict) -> list[str]:
     m = re.search(r"\{(\w+)\}", arn)
     if m is None:
         return [arn]
-    names = [v.lstrip("/") if m[1] == "name" and call.source == "ssm.amazonaws.com" else v
-             for v in call.ending(m[1]) if not v.startswith("arn:")]
+    after_slash = arn[m.start() - 1] == "/"  # an SSM parameter's name starts with one: never doubled
+    names = [v.lstrip("/") if after_slash else v for v in call.ending(m[1]) if not v.startswith("arn:")]
     return [arn[:m.start()] + name + arn[m.end():] for name in names or ["*"]]
 
 
