@@ -364,7 +364,8 @@ def collapse(resources: Iterable[str], options: GenerateOptions = GenerateOption
     prefix, and ARNs differing only in a trailing id to a wildcard, once there are more than
     ``prefix_threshold`` of them; account and region become ``*`` only when asked; a resource
     whose ARN carries an id AWS generated at its creation is named by its name (:func:`by_name`), an S3
-    object named by a digest of its content by its folder and a layer version by its layer (:func:`by_family`)."""
+    object named by a digest of its content by its folder, a layer version by its layer and a log stream by its
+    group (:func:`by_family`)."""
     arns = set(resources)
     if "*" in arns:
         return ("*",)
@@ -413,7 +414,7 @@ def _common_prefix(tails: set[str]) -> str:
 
 def _as_granted(arn: str, options: GenerateOptions) -> str:
     """An ARN as a grant names it before collapsing: generalised as asked, by name (:func:`by_name`),
-    content-named objects and layer versions by their family (:func:`by_family`)."""
+    content-named objects, layer versions and log streams by their family (:func:`by_family`)."""
     return by_family(by_name(_generalize(arn, options.generalize)))
 
 
@@ -426,6 +427,9 @@ _SECRET = re.compile(r"^(arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:)([^*?]+?)(
 
 #: A Lambda layer version's ARN: the layer's, then the version number Lambda gave it at publication.
 _LAYER_VERSION = re.compile(r"^(arn:[^:]+:lambda:[^:]*:[^:]*:layer:[^:]+:)\d+$")
+
+#: A log stream (names hold no colon): of a log group, which is where the next stream is created.
+_LOG_STREAM = re.compile(r"^(arn:[^:]+:logs:[^:]*:[^:]*:log-group:[^:]+:log-stream:)[^:*]+$")
 
 #: An S3 object whose name is a digest of its content (MD5, SHA-1 or SHA-256 in hex, then perhaps
 #: extensions): what `sam deploy`, `aws cloudformation package` and CDK upload their artifacts as.
@@ -461,6 +465,9 @@ def by_family(arn: str) -> str:
       is as often a tenant or a partition that names what the caller may touch.
     - A Lambda layer version is granted as every version of its layer (``layer:NAME:*``): Lambda
       numbers the versions as they are published, and a deployment moves to the next one.
+    - A log stream is granted as every stream of its log group (``log-group:G:log-stream:*``): a
+      writer creates a new stream for each day, instance or run (``CreateLogStream`` always names
+      one that does not exist yet), and writes to that one.
 
     A policy naming what the trail showed would deny the next deploy. Unlike :func:`by_name`, the
     call named the resource exactly: only the grant is widened, never what the call used.
@@ -469,6 +476,8 @@ def by_family(arn: str) -> str:
         return _CONTENT_NAMED.sub(r"\1*", arn)
     if ":lambda:" in arn:
         return _LAYER_VERSION.sub(r"\1*", arn)
+    if ":logs:" in arn:
+        return _LOG_STREAM.sub(r"\1*", arn)
     return arn
 
 

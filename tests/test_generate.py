@@ -246,6 +246,20 @@ def test_a_layer_version_is_granted_as_every_version_of_its_layer(resource, gran
     assert collapse([resource]) == (granted,)
 
 
+GROUP = "arn:aws:logs:eu-west-1:123456789012:log-group:/app/orders"
+
+
+@pytest.mark.parametrize(("resource", "granted"), [
+    pytest.param(f"{GROUP}:log-stream:2026/11/02/worker-7", f"{GROUP}:log-stream:*", id="a_day_s_stream"),
+    pytest.param(f"{GROUP}:log-stream:i-0a1b2c3d4e5f67890", f"{GROUP}:log-stream:*", id="an_instance_s_stream"),
+    pytest.param(f"{GROUP}:*", f"{GROUP}:*", id="the_group"),
+    pytest.param(GROUP, GROUP, id="the_group_as_tagging_names_it"),
+])
+def test_a_log_stream_is_granted_as_every_stream_of_its_group(resource, granted):
+    # CreateLogStream always names a stream that does not exist yet: tomorrow's is another one.
+    assert collapse([resource]) == (granted,)
+
+
 def test_a_deployer_may_read_the_next_version_of_the_layers_it_gives_functions(tmp_path):
     # Lambda numbers layer versions as they are published: the next deploy names deps:4.
     from .conftest import ROLE, make_record
