@@ -332,13 +332,14 @@ def summary_command(store, fmt):
 def graph_command(store, principals, fmt, calls, output):
     """Export the usage graph (principal → IAM action → resource)."""
     from lpgen.graph import UsageGraph
-    from lpgen.mapping import Call, map_call
+    from lpgen.mapping import row_mapper
     with _opened(store, create=False) as usage_store:
-        rows = usage_store.usage()
-        if principals:
-            wanted = principal_matcher(tuple(principals))
-            rows = (r for r in rows if wanted(r.principal))
-        graph = UsageGraph.from_rows(rows, mapper=None if calls else lambda row: map_call(Call.of_row(row)))
+        rows = list(usage_store.usage())
+    mapper = None if calls else row_mapper(rows)  # every principal's rows show IAM entities' paths
+    if principals:
+        wanted = principal_matcher(tuple(principals))
+        rows = [r for r in rows if wanted(r.principal)]
+    graph = UsageGraph.from_rows(rows, mapper=mapper)
     text = graph.to_json() if fmt == "json" else graph.to_graphml()
     if output:
         output.write_text(text, encoding="utf-8")

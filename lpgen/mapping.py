@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
@@ -574,6 +574,12 @@ def iam_paths(rows: Iterable[Any]) -> dict[str, str]:
             if m is not None:
                 found[f"{m['head']}{m['kind']}/*/{m['name']}"] = value
     return found
+
+
+def row_mapper(rows: list[Any], catalog: Catalog | None = None) -> Callable[[Any], Mapping]:
+    """A function mapping usage rows, with the paths of IAM entities that ``rows`` show resolved."""
+    paths = iam_paths(rows)
+    return lambda row: resolve_iam_paths(map_call(Call.of_row(row), catalog), paths)
 
 
 def resolve_iam_paths(mapping: Mapping, paths: dict[str, str]) -> Mapping:

@@ -9,13 +9,14 @@ RunInstances response) from the ``created:`` fields mining keeps (lpgen/data/cre
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.graph import UsageGraph
-from lpgen.mapping import Call, map_call
+from lpgen.mapping import iam_twin, row_mapper
 from lpgen.store import UsageRow
 
 
@@ -45,7 +46,9 @@ def matcher(resource: str) -> Callable[[str], bool]:
     wanted = resource.strip()
     if wanted.startswith("arn:"):
         base = wanted.rstrip("/*")
-        return lambda name: name == wanted or name.startswith((base + "/", base + ":"))
+        # an IAM entity a call named without its path (KIND/*/NAME) is the one of that name, wherever it is
+        return lambda name: (name == wanted or name.startswith((base + "/", base + ":"))
+                             or "/*/" in name and iam_twin(name) is not None and fnmatch.fnmatchcase(wanted, name))
 
     def matches(name: str) -> bool:
         if name == wanted:
@@ -72,9 +75,8 @@ def matcher(resource: str) -> Callable[[str], bool]:
 
 def who(rows: list[UsageRow], resource: str, catalog: Catalog | None = None) -> list[Touch]:
     """Every principal's touches of ``resource``, earliest first."""
-    catalog = catalog or load_catalog()
     graph = UsageGraph.from_rows((r for r in rows if not r.principal.startswith("service:")),
-                                 mapper=lambda r: map_call(Call.of_row(r), catalog))
+                                 mapper=row_mapper(rows, catalog or load_catalog()))
     return [Touch(principal=t["principal"], action=t["via"], resource=t["resource"], calls=tuple(t["calls"]),
                   count=t["count"], denied=t["denied"], first_seen=t["first_seen"], last_seen=t["last_seen"],
                   regions=tuple(t["regions"]), samples=tuple(t["samples"]), created=t["created"])

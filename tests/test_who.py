@@ -76,6 +76,9 @@ def test_only_creating_calls_read_their_response():
     ("arn:aws:s3:::reports", "arn:aws:s3:::reports/2026/a.csv", True),
     ("arn:aws:s3:::reports", "arn:aws:s3:::reports-old", False),
     ("arn:aws:sns:eu-west-1:1:alerts", "arn:aws:sns:eu-west-1:1:alerts", True),
+    ("arn:aws:iam::123456789012:role/service-role/orders", "arn:aws:iam::123456789012:role/*/orders", True),
+    ("arn:aws:iam::123456789012:role/service-role/orders", "arn:aws:iam::123456789012:role/*/orders-v2", False),
+    ("arn:aws:s3:::reports/a.csv", "arn:aws:s3:::reports/*/a.csv", False),
 ])
 def test_a_resource_is_found_by_its_arn_or_the_name_people_use(typed, name, hit):
     assert matcher(typed)(name) is hit
@@ -91,6 +94,9 @@ def test_who_command_on_the_demo(stores):
     assert {t["principal"].rsplit("/", 1)[-1] for t in data["touches"]} == {"orders-api-role-p9q8r7"}
     assert {"dynamodb:GetItem", "dynamodb:PutItem"} <= {t["action"] for t in data["touches"]}
     assert run("i-0000000000000dead").output.startswith("no principal in the store touched")
+    # the deployer's GetRole named the role without its path; the store shows the role's ARN
+    role = json.loads(run("arn:aws:iam::210987654321:role/service-role/orders-api-role-p9q8r7", "--format", "json").output)
+    assert {(t["principal"].rsplit("/", 1)[-1], t["action"]) for t in role["touches"]} >= {("github-deployer", "iam:GetRole")}
 
 
 def test_who_reads_sources_given_on_the_command_line(tmp_path):
