@@ -213,11 +213,15 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
     statements = _statements(grants, conditions, options, catalog)
     for (action, _denied), resources in sorted(grants.items()):
         as_granted = {r: _as_granted(r, options) for r in resources}
+        series = dated_series(as_granted.values())
         for pattern in collapse(resources, options):
             covered = sorted(r for r, granted in as_granted.items() if r != pattern and (
                 fnmatch.fnmatchcase(r, pattern) or granted == pattern))
             one_by_one = all(as_granted[r] == pattern for r in covered)  # not by the threshold
-            if pattern.endswith("*") and covered and pattern in resources:
+            if pattern in series and pattern not in resources:
+                notes.append(f"{action}: {len(covered)} resources of {series[pattern]} dates generalised to {pattern} "
+                             f"(a time series: the next date's objects come next; e.g. {covered[0]})")
+            elif pattern.endswith("*") and covered and pattern in resources:
                 notes.append(f"{action}: {len(covered)} resources covered by {pattern}, also granted")
             elif pattern.endswith("*") and len(covered) > 1 and not one_by_one:
                 notes.append(f"{action}: {len(covered)} resources collapsed to {pattern} (more than "
@@ -377,6 +381,8 @@ def collapse(resources: Iterable[str], options: GenerateOptions = GenerateOption
     out = set()
     for head, tails in groups.items():
         objects = ":s3:::" in head and head.endswith("/")
+        if objects:
+            tails = _by_series(tails)
         if (len(tails) > options.prefix_threshold and "*" not in tails
                 and (objects or all(_ID_LIKE.search(t) for t in tails))):
             prefix = _common_prefix(tails)
@@ -386,6 +392,52 @@ def collapse(resources: Iterable[str], options: GenerateOptions = GenerateOption
     # Drop ARNs covered by a wildcard in the same set.
     wild = [a[:-1] for a in out if a.endswith("*")]
     return tuple(sorted(a for a in out if not any(a != w + "*" and a.startswith(w) for w in wild)))
+
+
+_YEAR, _MONTH, _DAY, _HOUR = r"(?:19|20)\d{2}", r"(?:0[1-9]|1[0-2])", r"(?:0[1-9]|[12]\d|3[01])", r"(?:[01]\d|2[0-3])"
+
+#: An S3 key with a date: its dataset (the folders before the date, and a name's part before it:
+#: ``orders-`` of ``orders-2026-11-01.csv``) and the date, as year/month[/day[/hour]] folders,
+#: YYYY-MM[-DD] or YYYYMMDD, or Hive-style partition folders (year=2026/month=11/, dt=2026-11-02/).
+#: A year alone may be a tenant's number.
+_DATED = re.compile(
+    rf"^(?P<dataset>(?:[^/]*/)*?(?:[^/]*?[-_. ])?)(?P<date>{_YEAR}/{_MONTH}(?:/{_DAY}(?:/{_HOUR})?)?(?=/)"
+    rf"|{_YEAR}-{_MONTH}(?:-{_DAY})?(?!\d)|{_YEAR}{_MONTH}{_DAY}(?!\d)"
+    rf"|(?:year|dt|date|ds|day|partition_date)=[^/]+(?:/(?:month|day|hour)=[^/]+)*(?=/))")
+
+
+def _by_series(keys: set[str]) -> set[str]:
+    """S3 keys, with those of a dataset seen at two dates or more as the dataset's folder (``DATASET*``).
+
+    Objects under a date are a time series: a principal that read or wrote two dates of one dataset
+    will touch the next date's tomorrow, which a grant of the dates seen (or of their month, the
+    deepest common prefix) would deny. One date alone is left as it is: it may be a one-off.
+    """
+    series = _series(keys)
+    if not series:
+        return keys
+    kept = {k for k in keys if (m := _DATED.match(k)) is None or m["dataset"] not in series}
+    return kept | {dataset + "*" for dataset in series}
+
+
+def _series(keys: Iterable[str]) -> dict[str, int]:
+    """The datasets of S3 keys seen at two dates or more, with how many dates."""
+    dates: dict[str, set[str]] = defaultdict(set)
+    for key in keys:
+        m = _DATED.match(key)
+        if m is not None:
+            dates[m["dataset"]].add(m["date"])
+    return {dataset: len(seen) for dataset, seen in dates.items() if len(seen) > 1}
+
+
+def dated_series(arns: Iterable[str]) -> dict[str, int]:
+    """The S3 datasets (``bucket/DATASET*``) that :func:`collapse` grants as a time series, with their dates."""
+    keys: dict[str, list[str]] = defaultdict(list)
+    for arn in arns:
+        bucket, sep, key = arn.partition("/")
+        if sep and ":s3:::" in bucket:
+            keys[bucket].append(key)
+    return {f"{bucket}/{dataset}*": n for bucket, theirs in keys.items() for dataset, n in _series(theirs).items()}
 
 
 #: A generated identifier (UUID, instance id, hex stream name): collapsible; a chosen name is not.

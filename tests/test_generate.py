@@ -57,8 +57,9 @@ def test_dynamodb_crud_role_gets_its_table_and_index_only(rows):
 
 
 def test_s3_reader_gets_the_prefix_it_read_and_not_what_was_denied(rows):
+    # It reads each day's reports (reports/2026/11/DD/...): tomorrow's, and December's, are under reports/ too.
     got = grants(generate(rows)[READER])
-    assert got["s3:GetObject"] == {"arn:aws:s3:::acme-reports-prod/reports/2026/11/*"}
+    assert got["s3:GetObject"] == {"arn:aws:s3:::acme-reports-prod/reports/*"}
     assert got["s3:ListBucket"] == {"arn:aws:s3:::acme-reports-prod"}
     assert not any("finance" in r for rs in got.values() for r in rs)
 
@@ -116,8 +117,21 @@ def test_two_runs_are_byte_identical(rows):
 
 
 @pytest.mark.parametrize(("arns", "expected"), [
-    pytest.param([f"arn:aws:s3:::b/reports/2026/{i:02d}/x.csv" for i in range(12)], ("arn:aws:s3:::b/reports/2026/*",),
-                 id="object_keys_collapse_to_their_deepest_common_prefix"),
+    pytest.param([f"arn:aws:s3:::b/exports/customers/part-{i:05d}.parquet" for i in range(12)],
+                 ("arn:aws:s3:::b/exports/customers/*",), id="object_keys_collapse_to_their_deepest_common_prefix"),
+    pytest.param([f"arn:aws:s3:::b/reports/2026/{m:02d}/x.csv" for m in (11, 12)] + ["arn:aws:s3:::b/other/y.csv"],
+                 ("arn:aws:s3:::b/other/y.csv", "arn:aws:s3:::b/reports/*"),
+                 id="a_dataset_seen_at_two_dates_is_a_time_series_however_few_its_objects"),
+    pytest.param(["arn:aws:s3:::b/incoming/orders-2026-11-01.csv", "arn:aws:s3:::b/incoming/orders-2026-11-02.csv"],
+                 ("arn:aws:s3:::b/incoming/orders-*",), id="dated_file_names_are_a_series_of_their_name"),
+    pytest.param(["arn:aws:s3:::b/reports/2026/11/01/x.csv", "arn:aws:s3:::b/reports/2026/11/01/y.csv"],
+                 ("arn:aws:s3:::b/reports/2026/11/01/x.csv", "arn:aws:s3:::b/reports/2026/11/01/y.csv"),
+                 id="one_date_may_be_a_one_off"),
+    pytest.param(["arn:aws:s3:::b/tenants/2001/x.json", "arn:aws:s3:::b/tenants/2002/x.json"],
+                 ("arn:aws:s3:::b/tenants/2001/x.json", "arn:aws:s3:::b/tenants/2002/x.json"),
+                 id="a_year_alone_may_be_a_tenant_s_number"),
+    pytest.param(["arn:aws:s3:::b/year=2026/month=10/p.parquet", "arn:aws:s3:::b/year=2026/month=11/p.parquet"],
+                 ("arn:aws:s3:::b/*",), id="hive_partitions_at_the_bucket_root"),
     pytest.param([f"arn:aws:s3:::b/k{i}" for i in range(5)], tuple(f"arn:aws:s3:::b/k{i}" for i in range(5)),
                  id="few_keys_stay_as_they_are"),
     pytest.param([f"arn:aws:dynamodb:eu-west-1:1:table/t{i}" for i in range(20)],
@@ -450,5 +464,5 @@ def test_lambda_delivers_event_records_with_the_execution_role(tmp_path):
 
 def test_collapsing_is_explained(rows):
     notes = generate(rows)[READER].notes
-    assert any(n.startswith("s3:GetObject: 47 resources collapsed to arn:aws:s3:::acme-reports-prod/reports/2026/11/*")
-               for n in notes)
+    assert any(re.match(r"s3:GetObject: 47 resources of \d+ dates generalised to arn:aws:s3:::acme-reports-prod/reports/\* "
+                        r"\(a time series", n) for n in notes), notes
