@@ -131,7 +131,8 @@ def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOption
 
 class _FunctionConfigs:
     """What deployments in the trail say of Lambda functions: role, VPC, tracing, event sources,
-    and where Lambda delivers their event records (dead-letter queue, destinations)."""
+    where Lambda delivers their event records (dead-letter queue, destinations), and the key
+    encrypting their environment variables."""
 
     def __init__(self) -> None:
         self.role: dict[str, tuple[str, str]] = {}  # function → (role ARN, region)
@@ -139,6 +140,7 @@ class _FunctionConfigs:
         self.traced: set[str] = set()
         self.sources: dict[str, set[str]] = defaultdict(set)
         self.destinations: dict[str, set[str]] = defaultdict(set)
+        self.keys: dict[str, set[str]] = defaultdict(set)  # the customer managed key of its environment
 
     def note(self, row: UsageRow) -> None:
         if row.source != "lambda.amazonaws.com" or row.error_class == DENIED:
@@ -156,6 +158,7 @@ class _FunctionConfigs:
                 if "Active" in values.get("mode", []):
                     self.traced.add(name)
                 self.destinations[name].update(values.get("targetArn", []))  # deadLetterConfig.targetArn
+                self.keys[name].update(k for k in values.get("kMSKeyArn", []) if k.startswith("arn:"))
             elif op in ("CreateEventSourceMapping", "UpdateEventSourceMapping"):
                 self.sources[name].update(values.get("eventSourceArn", []))
                 self.destinations[name].update(values.get("destination", []))  # on failure
@@ -248,6 +251,8 @@ def _lambda_baseline(principal: str, functions: set[tuple[str, str]], configs: _
             out += [(action, "*", "lambda-xray") for action in values("lambda_baseline.json", "xray")]
         if function in configs.vpc:
             out += [(action, "*", "lambda-vpc") for action in values("lambda_baseline.json", "vpc")]
+        out += [(action, key, "lambda-environment-key") for key in sorted(configs.keys.get(function, ()))
+                for action in values("lambda_baseline.json", "environment_key")]
         # what Lambda polls and where it delivers records: each action of the ARN's service, on what it takes
         for part, arns, resources_of, why in (
                 ("event_sources", configs.sources, _polled, "lambda-event-source"),

@@ -289,6 +289,24 @@ def test_a_deployer_may_read_the_next_version_of_the_layers_it_gives_functions(t
     assert policy.evidence["lambda:GetLayerVersion"].provenance == ("side:caller-check",)
 
 
+def test_a_function_whose_environment_a_customer_managed_key_encrypts_may_decrypt_it(tmp_path):
+    # Lambda decrypts the environment with the execution role at each cold start: without kms:Decrypt on
+    # the key every invocation fails (KMSAccessDeniedException), whether or not the trail shows a Decrypt yet.
+    from .conftest import assumed_role, make_record
+
+    account = "111122223333"
+    role = f"arn:aws:iam::{account}:role/service-role/sync-role"
+    key = f"arn:aws:kms:eu-west-1:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    deployer = assumed_role(f"arn:aws:iam::{account}:role/ci/deployer", "GitHubActions")
+    rows = mined(tmp_path, [make_record(
+        source="lambda.amazonaws.com", name="CreateFunction20150331", identity=deployer, recipientAccountId=account,
+        params={"functionName": "sync", "role": role, "kMSKeyArn": key, "environment": {}})])
+    policy = generate(rows)[role]
+    assert grants(policy)["kms:Decrypt"] == {key}
+    assert policy.evidence["kms:Decrypt"].provenance == ("baseline:lambda-environment-key",)
+    assert "kms:Decrypt" not in grants(generate(rows)[f"arn:aws:iam::{account}:role/ci/deployer"])
+
+
 SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db/credentials"
 
 
