@@ -332,10 +332,10 @@ def summary_command(store, fmt):
 def graph_command(store, principals, fmt, calls, output):
     """Export the usage graph (principal → IAM action → resource)."""
     from lpgen.graph import UsageGraph
-    from lpgen.mapping import row_mapper
+    from lpgen.mapping import iam_paths, row_mapper
     with _opened(store, create=False) as usage_store:
         rows = list(usage_store.usage())
-    mapper = None if calls else row_mapper(rows)  # every principal's rows show IAM entities' paths
+    mapper = None if calls else row_mapper(iam_paths(rows))  # every principal's rows show IAM entities' paths
     if principals:
         wanted = principal_matcher(tuple(principals))
         rows = [r for r in rows if wanted(r.principal)]

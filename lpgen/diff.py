@@ -24,7 +24,7 @@ from deepdiff import DeepDiff
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.expand import Expanded, covers
 from lpgen.generate import GeneratedPolicy, GenerateOptions, by_name, generate
-from lpgen.mapping import NEVER, Call, iam_paths, iam_twin, map_call, observability, resolve_iam_paths
+from lpgen.mapping import NEVER, iam_paths, iam_twin, observability, row_mapper
 from lpgen.model import DENIED
 from lpgen.store import CoverageRow, UsageRow
 
@@ -114,12 +114,13 @@ def diff(principal: str, rows: list[UsageRow], expanded: Expanded, coverage: lis
                 or r.source == "lambda.amazonaws.com"]
     paths = iam_paths(rows)  # every principal's rows show IAM entities' paths
     recommended = generate(relevant, options.generate, catalog, only=[principal], paths=paths).get(principal)
+    mapped = row_mapper(paths, catalog)
     used: dict[str, set[str]] = defaultdict(set)
     wanted: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         if row.principal != principal:
             continue
-        mapping = resolve_iam_paths(map_call(Call.of_row(row), catalog), paths)
+        mapping = mapped(row)
         for p in mapping.permissions:
             (wanted if row.error_class == DENIED else used)[p.action].update(p.resources)
     baseline = {a for a, e in (recommended.evidence.items() if recommended else ())

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.data_files import values
-from lpgen.mapping import USED, WANTED, Call, function_name, iam_paths, map_call, operation_name, resolve_iam_paths
+from lpgen.mapping import USED, WANTED, function_name, iam_paths, operation_name, row_mapper
 from lpgen.model import DENIED
 from lpgen.store import UsageRow
 
@@ -106,7 +106,7 @@ def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOption
     lambda_functions: dict[str, set[tuple[str, str]]] = defaultdict(set)
     functions = _FunctionConfigs()
     rows = list(rows)
-    paths = iam_paths(rows) if paths is None else paths
+    mapped = row_mapper(iam_paths(rows) if paths is None else paths, catalog)
     for row in rows:
         functions.note(row)
         if row.principal.startswith("service:"):
@@ -116,7 +116,7 @@ def generate(rows: Iterable[UsageRow], options: GenerateOptions = GenerateOption
             continue
         if row.error_class == DENIED and not options.include_denied:
             continue
-        mapping = resolve_iam_paths(map_call(Call.of_row(row), catalog), paths)
+        mapping = mapped(row)
         if mapping.status in (USED, WANTED):
             per[row.principal].append((row, mapping))
     for role, names in functions.roles().items():

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import re
-import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -576,9 +575,8 @@ def iam_paths(rows: Iterable[Any]) -> dict[str, str]:
     return found
 
 
-def row_mapper(rows: list[Any], catalog: Catalog | None = None) -> Callable[[Any], Mapping]:
-    """A function mapping usage rows, with the paths of IAM entities that ``rows`` show resolved."""
-    paths = iam_paths(rows)
+def row_mapper(paths: dict[str, str], catalog: Catalog | None = None) -> Callable[[Any], Mapping]:
+    """A function mapping usage rows, with the IAM entities' ARNs (:func:`iam_paths`) resolved."""
     return lambda row: resolve_iam_paths(map_call(Call.of_row(row), catalog), paths)
 
 
@@ -590,8 +588,7 @@ def resolve_iam_paths(mapping: Mapping, paths: dict[str, str]) -> Mapping:
     for p in mapping.permissions:
         resources = list(p.resources)
         for pattern in [r for r in p.resources if r in paths]:
-            head, _, name = pattern.rpartition("/*/")
-            resources = [r for r in resources if r not in (pattern, f"{head}/{name}")] + [paths[pattern]]
+            resources = [r for r in resources if r not in (pattern, iam_twin(pattern))] + [paths[pattern]]
         changed.append(p if resources == list(p.resources) else replace(p, resources=tuple(sorted(set(resources)))))
     return replace(mapping, permissions=tuple(changed))
 
@@ -989,11 +986,16 @@ def _tags_on_create(call: Call, op: str, catalog: Catalog) -> list[Permission]:
     return out
 
 
+def _filled(template: str, call: Call) -> str:
+    """An ARN template of a side-permission table with ``${Partition}``, ``${Region}`` and ``${Account}`` of the call."""
+    return (template.replace("${Partition}", call.partition).replace("${Region}", call.region)
+            .replace("${Account}", call.account))
+
+
 def _created(call: Call, entry: dict) -> list[str]:
-    """The ARNs of what a create call creates, from the entry's template: ``${Partition}``, ``${Region}``
-    and ``${Account}`` from the call, ``{field}`` each value of that request field (``*`` without one)."""
-    arn = (entry["new"].replace("${Partition}", call.partition).replace("${Region}", call.region)
-           .replace("${Account}", call.account))
+    """The ARNs of what a create call creates, from the entry's template (:func:`_filled`), ``{field}``
+    each value of that request field (``*`` without one)."""
+    arn = _filled(entry["new"], call)
     m = re.search(r"\{(\w+)\}", arn)
     if m is None:
         return [arn]
@@ -1010,7 +1012,7 @@ def _transforms(call: Call, op: str, catalog: Catalog) -> list[Permission]:
     out = []
     for entry in _side_permissions("transforms").get((call.source, op), ()):
         if any(v.startswith(entry["prefix"]) for path in entry["fields"] for v in call.get(path)):
-            arn = entry["resource"].replace("${Partition}", call.partition).replace("${Region}", call.region)
+            arn = _filled(entry["resource"], call)
             out += [Permission(action=found.full_name, resources=(arn,), provenance="side:transform",
                                note=entry["note"], side=True)
                     for found in map(catalog.action, entry["actions"]) if found is not None]
@@ -1028,7 +1030,7 @@ def _s3_object_of_url(url: str, partition: str) -> str | None:
     m = _S3_URL.match(url)
     if m is None or "Signature=" in (m["query"] or ""):  # X-Amz-Signature (SigV4) or Signature (SigV2)
         return None
-    path = urllib.parse.unquote(m["path"])
+    path = unquote(m["path"])
     if m["host_bucket"] is None:
         bucket, _, key = path.partition("/")
     else:

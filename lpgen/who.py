@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.graph import UsageGraph
-from lpgen.mapping import iam_twin, row_mapper
+from lpgen.mapping import iam_paths, iam_twin, row_mapper
 from lpgen.store import UsageRow
 
 
@@ -76,7 +76,7 @@ def matcher(resource: str) -> Callable[[str], bool]:
 def who(rows: list[UsageRow], resource: str, catalog: Catalog | None = None) -> list[Touch]:
     """Every principal's touches of ``resource``, earliest first."""
     graph = UsageGraph.from_rows((r for r in rows if not r.principal.startswith("service:")),
-                                 mapper=row_mapper(rows, catalog or load_catalog()))
+                                 mapper=row_mapper(iam_paths(rows), catalog or load_catalog()))
     return [Touch(principal=t["principal"], action=t["via"], resource=t["resource"], calls=tuple(t["calls"]),
                   count=t["count"], denied=t["denied"], first_seen=t["first_seen"], last_seen=t["last_seen"],
                   regions=tuple(t["regions"]), samples=tuple(t["samples"]), created=t["created"])
