@@ -228,7 +228,8 @@ def map_call(call: Call, catalog: Catalog | None = None) -> Mapping:
         return Mapping(source=call.source, name=call.name, status=UNKNOWN, prefix=prefix, operation=op,
                        provenance=provenance, reason=f"{reason}; the request did not say which actions")
     perms += (_pass_role(call, op, catalog) + _kms_keys(call, op, catalog) + _caller_checks(call, op, catalog)
-              + _transforms(call, op, catalog) + _tags_on_create(call, op, catalog))
+              + _transforms(call, op, catalog) + _tags_on_create(call, op, catalog) + _request_options(call, op, catalog)
+              + _bearer_tokens(call, op, catalog))
     if (call.source == "kms.amazonaws.com" and call.invoked_by and call.invoked_by.endswith(".amazonaws.com")
             and call.invoked_by.split(".", 1)[0] in _via_services()):
         via = f"{call.invoked_by.split('.', 1)[0]}.{call.region}.amazonaws.com"
@@ -752,13 +753,18 @@ def _s3_object_version(call: Call, op: str, catalog: Catalog) -> list[Permission
     return perms + _s3_headers(call, catalog)
 
 
+#: Request headers (and their names in older records) that set an object's ACL: a canned ACL or grants.
+_ACL_HEADERS = ("x-amz-acl", "acl", "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
+                "x-amz-grant-full-control")
+
+
 def _s3_headers(call: Call, catalog: Catalog) -> list[Permission | None]:
     """Object writes that set an ACL or tags need those actions too; SSE-KMS needs the key."""
     if call.name not in ("PutObject", "CopyObject", "CreateMultipartUpload", "UploadPartCopy"):
         return []
     dest = [a for a in _s3(call) if "/" in a.split(":::", 1)[-1]]
     perms = []
-    if call.get("x-amz-acl") or call.get("acl"):
+    if any(call.get(header) for header in _ACL_HEADERS):
         perms.append(_permission("s3:PutObjectAcl", call, catalog, "rule:s3-headers", "the request sets an ACL", dest))
     if call.get("x-amz-tagging") or call.get("tagging"):
         perms.append(_permission("s3:PutObjectTagging", call, catalog, "rule:s3-headers", "the request sets tags", dest))
@@ -984,6 +990,32 @@ def _tags_on_create(call: Call, op: str, catalog: Catalog) -> list[Permission]:
             if p is not None and p.resources != ("*",):
                 out.append(p)
     return out
+
+
+def _request_options(call: Call, op: str, catalog: Catalog) -> list[Permission]:
+    """Actions that options of the request need besides the call's own (session tags or a source identity
+    on AssumeRole, Object Lock, Object Ownership or an ACL on CreateBucket), on what the call names."""
+    out = []
+    for entry in _side_permissions("request_options").get((call.source, op), ()):
+        when, ignore = entry.get("when", {}), entry.get("ignore", {})
+        if not any(value.lower() != ignore.get(path, "").lower() for path in entry["fields"] for value in call.get(path)):
+            continue
+        if any(want.lower() not in (v.lower() for v in call.get(path)) for path, want in when.items()):
+            continue
+        for action in entry["actions"]:
+            p = _permission(action, call, catalog, "side:request-option", entry["note"], side=True)
+            if p is not None and p.resources != ("*",):  # named nothing to scope it to: never widen to *
+                out.append(p)
+    return out
+
+
+def _bearer_tokens(call: Call, op: str, catalog: Catalog) -> list[Permission]:
+    """``sts:GetServiceBearerToken`` for a call whose service gets an STS bearer token for the caller
+    (CodeArtifact's and ECR Public's GetAuthorizationToken); the action takes no resource."""
+    return [p for p in (_permission("sts:GetServiceBearerToken", call, catalog, "side:bearer-token", entry["note"], ["*"],
+                                    True, (("sts:AWSServiceName", entry["service"]),))
+                        for entry in _side_permissions("service_bearer_tokens").get((call.source, op), ()))
+            if p is not None]
 
 
 def _filled(template: str, call: Call) -> str:

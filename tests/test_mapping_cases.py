@@ -7,8 +7,9 @@ global services). The tests below state, per case, the IAM actions each call
 needed, on which resources, with which status, provenance, side permissions and
 conditions.
 
-Case 26 (tags set at creation) is ours, beyond the table: the tag action that creating a
-resource with tags also needs.
+Cases 26 (tags set at creation) and 27 (options of a request) are ours, beyond the table: the
+tag action that creating a resource with tags also needs, and the actions that options such as
+session tags on AssumeRole or Object Lock on CreateBucket need besides the call's own.
 
 Row 21 (LookupEvents constraints: 90 days, management events only, 50 per page,
 2 requests per second, one lookup attribute honoured) is about the LookupEvents
@@ -526,6 +527,8 @@ def test_operation_names_of_these_calls_are_never_emitted_as_actions():
                  "autoscaling.amazonaws.com", id="autoscaling_group_with_a_custom_service_linked_role"),
     pytest.param("CreateStack", {}, "cloudformation:CreateStack", [role("cfn-orders-service-deploy")],
                  "cloudformation.amazonaws.com", id="cloudformation_stack_with_a_service_role"),
+    pytest.param("PutSubscriptionFilter", {"filterName": "to-log-archive"}, "logs:PutSubscriptionFilter",
+                 [role("cwl-to-firehose")], "logs.amazonaws.com", id="logs_subscription_filter_to_firehose"),
 ])
 def test_call_that_hands_a_role_to_a_service_needs_pass_role(name, params, action, roles, service):
     m = call("10", name, **params)
@@ -539,6 +542,11 @@ def test_call_that_hands_a_role_to_a_service_needs_pass_role(name, params, actio
     assert pass_role.provenance == "side:pass-role"
     assert list(pass_role.resources) == roles
     assert pass_role.conditions == (("iam:PassedToService", service),)
+
+
+def test_subscription_filter_to_a_lambda_function_passes_no_role():
+    m = call("10", "PutSubscriptionFilter", filterName="errors-to-alerter")
+    assert m.mapping.actions == ("logs:PutSubscriptionFilter",)
 
 
 def test_update_function_configuration_without_a_role_passes_none():
@@ -1251,6 +1259,8 @@ def test_name_names_the_new_resource_only_in_the_call_that_creates_it():
     pytest.param("CreateTable", {}, "dynamodb:TagResource", arn("dynamodb", "table/orders-service-OrdersTable-7H8J9K0L1M2N"),
                  id="table_with_an_empty_tag_list"),
     pytest.param("CreateKey", {}, "kms:TagResource", arn("kms", "key/*"), id="key_whose_id_the_service_assigns"),
+    pytest.param("CreateFileSystem", {}, "elasticfilesystem:TagResource", arn("elasticfilesystem", "file-system/*"),
+                 id="efs_file_system"),
 ])
 def test_a_resource_created_with_tags_also_needs_the_tag_action_on_it(name, params, action, resource):
     # CloudFormation (invokedBy) creates a SAM stack's resources with the deployer's credentials, and
@@ -1266,9 +1276,80 @@ def test_a_resource_created_without_tags_needs_no_tag_action():
     assert [p.action for p in m.mapping.permissions] == ["lambda:CreateFunction", "iam:PassRole"]
 
 
+# -- 27: options of a request --------------------------------------------------------------------
+
+PROD_DEPLOY = "arn:aws:iam::444455556666:role/prod-deploy"
+
+
+def test_session_tags_on_assume_role_also_need_tag_session_on_the_role():
+    # STS authorizes the tags as sts:TagSession: a policy with sts:AssumeRole alone is refused
+    # "not authorized to perform: sts:TagSession on resource: <the role>" (the fixture's denied call).
+    m = call("27", "AssumeRole", roleSessionName="GitHubActions", transitiveTagKeys=["Repository"])
+    tag = m.permission("sts:TagSession")
+    assert (tag.side, tag.provenance, tag.resources) == (True, "side:request-option", (PROD_DEPLOY,))
+    assert m.main_actions == ["sts:AssumeRole"] and m.mapping.status == "used"
+
+
+def test_a_source_identity_on_assume_role_also_needs_set_source_identity():
+    m = call("27", "AssumeRole", sourceIdentity="alice")
+    assert m.permission("sts:SetSourceIdentity").resources == (role("break-glass"),)
+    assert m.side_actions == ["sts:SetSourceIdentity"]
+
+
+def test_assume_role_without_options_needs_assume_role_only():
+    m = call("27", "AssumeRole", roleArn=role("ci/artifact-reader"))
+    assert [(p.action, p.resources) for p in m.mapping.permissions] == [("sts:AssumeRole", (role("ci/artifact-reader"),))]
+
+
+def test_assume_role_refused_for_its_tags_is_denied_not_used():
+    m = [m for m in case("27") if m.record.get("errorCode") == "AccessDenied"][0]
+    assert m.mapping.status == "denied" and "sts:TagSession" in m.side_actions
+
+
+@pytest.mark.parametrize(("bucket", "side"), [
+    pytest.param("acme-audit-archive", ["s3:PutBucketObjectLockConfiguration", "s3:PutBucketOwnershipControls",
+                                        "s3:PutBucketVersioning"], id="object_lock_and_ownership_private_acl"),
+    pytest.param("acme-legacy-access-logs", ["s3:PutBucketAcl", "s3:PutBucketOwnershipControls"], id="grant_headers"),
+    pytest.param("acme-scratch", [], id="object_lock_false"),
+])
+def test_create_bucket_headers_need_the_actions_that_set_them(bucket, side):
+    # S3 API Reference, CreateBucket: Object Lock needs PutBucketObjectLockConfiguration and PutBucketVersioning,
+    # x-amz-object-ownership PutBucketOwnershipControls, an ACL other than private PutBucketAcl.
+    m = call("27", "CreateBucket", bucketName=bucket)
+    assert m.main_actions == ["s3:CreateBucket"] and m.side_actions == side
+    assert all(p.resources == (f"arn:aws:s3:::{bucket}",) for p in m.mapping.permissions)
+
+
+def test_an_object_written_with_a_grant_header_needs_put_object_acl():
+    m = call("27", "PutObject", key="acme/2026-11-05/orders.csv")
+    assert m.permission("s3:PutObjectAcl").resources == ("arn:aws:s3:::partner-inbox/acme/2026-11-05/orders.csv",)
+
+
+def test_a_replicated_secret_encrypted_with_a_customer_key_needs_replication_and_the_key():
+    m = call("27", "CreateSecret", description="orders database credentials")
+    secret = arn("secretsmanager", "secret:prod/orders/db-??????")
+    assert m.permission("secretsmanager:ReplicateSecretToRegions").resources == (secret,)
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        p = m.permission(action)
+        assert (p.resources, p.conditions) == ((KEY_1,), (("kms:ViaService", "secretsmanager.eu-west-1.amazonaws.com"),))
+
+
+def test_rotating_a_secret_needs_invoke_on_its_rotation_function():
+    m = call("27", "RotateSecret", secretId="prod/orders/db")
+    assert m.permission("lambda:InvokeFunction").resources == (arn("lambda", "function:orders-db-rotation"),)
+
+
+def test_a_codeartifact_token_also_needs_a_service_bearer_token():
+    # npm, pip and Maven logins through CodeArtifact fail without it, whatever codeartifact:* allows.
+    m = call("27", "GetAuthorizationToken", domain="acme")
+    token = m.permission("sts:GetServiceBearerToken")
+    assert (token.resources, token.conditions, token.provenance) == (
+        ("*",), (("sts:AWSServiceName", "codeartifact.amazonaws.com"),), "side:bearer-token")
+
+
 # -- the fixtures themselves ------------------------------------------------------------------
 
-ROWS = [f"{n:02d}" for n in range(1, 27) if n != 21]
+ROWS = [f"{n:02d}" for n in range(1, 28) if n != 21]
 
 
 def test_every_row_but_lookup_events_has_one_fixture():

@@ -31,7 +31,7 @@ def test_overrides_are_unique_and_sorted():
     assert len(keys) == len(set(keys)) and keys == sorted(keys)
 
 
-@pytest.mark.parametrize("kind", ["pass_role", "kms", "caller_checks", "transforms", "tag_on_create"])
+@pytest.mark.parametrize("kind", ["pass_role", "kms", "caller_checks", "transforms", "tag_on_create", "request_options"])
 def test_side_permission_entries_name_real_actions(kind):
     catalog = load_catalog()
     for entry in SIDE[kind]["values"]:
@@ -135,6 +135,61 @@ def test_each_tag_on_create_entry_grants_its_tag_action_on_what_the_call_creates
         if entry.get("create_action_key"):
             assert p.conditions == ((entry["create_action_key"], entry["operation"]),)
     assert tag_permissions(request_fields(params)) == []
+
+
+_SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/app-AbCdEf"
+_CALLS = {("sts.amazonaws.com", "AssumeRole"): {"roleArn": "arn:aws:iam::111122223333:role/deploy"},
+          ("s3.amazonaws.com", "CreateBucket"): {"bucketName": "acme-audit-archive"},
+          ("secretsmanager.amazonaws.com", "CreateSecret"): {"name": _SECRET},
+          ("secretsmanager.amazonaws.com", "RotateSecret"): {"secretId": _SECRET}}
+_SHAPES = {"tags": [{"key": "Repository", "value": "acme/app"}], "transitiveTagKeys": ["Repository"],
+           "addReplicaRegions": [{"region": "us-east-1"}],
+           "rotationLambdaARN": "arn:aws:lambda:eu-west-1:111122223333:function:rotate-app-secret"}
+
+
+@pytest.mark.parametrize("entry", SIDE["request_options"]["values"],
+                         ids=lambda e: f"{e['source'].split('.')[0]}:{e['operation']}:{e['fields'][0]}")
+def test_each_request_option_grants_its_actions_on_what_the_call_names(entry):
+    # Each field, as the store keeps it, brings the entry's actions on the role or bucket of the call (never *);
+    # without the field, with an ignored value or without the value 'when' asks for, nothing more.
+    from lpgen.fields import request_fields
+    from lpgen.mapping import Call, map_call
+
+    catalog = load_catalog()
+    base = _CALLS[(entry["source"], entry["operation"])]
+    named = next(iter(base.values()))
+    arn = named if named.startswith("arn:") else f"arn:aws:s3:::{named}"
+
+    def option_permissions(params):
+        mapping = map_call(Call(source=entry["source"], name=entry["operation"], fields=request_fields({**base, **params}),
+                                region="eu-west-1", account="111122223333"))
+        return sorted((p.action, p.resources) for p in mapping.permissions if p.provenance == "side:request-option")
+
+    for path in entry["fields"]:
+        value = entry.get("when", {}).get(path, _SHAPES.get(path, "public-read" if path == "x-amz-acl" else "set"))
+        params = {path: value, **entry.get("when", {})}
+        on = value if isinstance(value, str) and value.startswith("arn:") else arn  # an ARN the option names, or the call's
+        assert option_permissions(params) == sorted((a, (on,)) for a in entry["actions"]), path
+        assert all(catalog.has_action(a) for a in entry["actions"])
+    assert option_permissions({}) == []
+    for path, value in entry.get("ignore", {}).items():
+        assert option_permissions({path: value}) == [], f"{path}={value} needs nothing more"
+    for path, value in entry.get("when", {}).items():
+        assert option_permissions({path: "false"}) == [], f"only {path}={value} needs more"
+
+
+@pytest.mark.parametrize("entry", SIDE["service_bearer_tokens"]["values"], ids=lambda e: e["source"].split(".")[0])
+def test_each_bearer_token_call_also_needs_get_service_bearer_token_for_its_service(entry):
+    from lpgen.mapping import Call, map_call
+
+    catalog = load_catalog()
+    source = catalog.event_source(entry["source"])
+    assert source is not None and entry["operation"] in catalog.botocore_operations(source.botocore)
+    assert entry["note"] and entry["reference"] and entry["service"] == entry["source"]
+    mapping = map_call(Call(source=entry["source"], name=entry["operation"], fields=(), region="eu-west-1",
+                            account="111122223333"))
+    assert [(p.action, p.resources, p.conditions, p.side) for p in mapping.permissions if p.provenance == "side:bearer-token"] == [
+        ("sts:GetServiceBearerToken", ("*",), (("sts:AWSServiceName", entry["service"]),), True)]
 
 
 def test_every_data_event_glob_names_catalogue_actions():
