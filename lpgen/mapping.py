@@ -229,7 +229,7 @@ def map_call(call: Call, catalog: Catalog | None = None) -> Mapping:
                        provenance=provenance, reason=f"{reason}; the request did not say which actions")
     perms += (_pass_role(call, op, catalog) + _kms_keys(call, op, catalog) + _caller_checks(call, op, catalog)
               + _transforms(call, op, catalog) + _tags_on_create(call, op, catalog) + _request_options(call, op, catalog)
-              + _bearer_tokens(call, op, catalog))
+              + _bearer_tokens(call, op, catalog) + _data_api_credentials(call, op, catalog))
     if (call.source == "kms.amazonaws.com" and call.invoked_by and call.invoked_by.endswith(".amazonaws.com")
             and call.invoked_by.split(".", 1)[0] in _via_services()):
         via = f"{call.invoked_by.split('.', 1)[0]}.{call.region}.amazonaws.com"
@@ -431,7 +431,7 @@ def _kms(call: Call) -> list[str]:
 
 def _secretsmanager(call: Call) -> list[str]:
     # A secret's ARN ends in a random 6-character suffix that a bare name does not carry.
-    names = call.ending("secretId") + _created_name(call, "CreateSecret")
+    names = call.ending("secretId", "secretIdList") + _created_name(call, "CreateSecret")
     return [_arn(call, "secretsmanager", f"secret:{s}-??????") for s in names if not s.startswith("arn:")]
 
 
@@ -494,6 +494,18 @@ def _named(service: str, template: str, *keys: str):
     def build(call: Call) -> list[str]:
         return [_arn(call, service, template.format(v)) for v in call.ending(*keys) if not v.startswith("arn:")]
     return build
+
+
+def _redshift(call: Call) -> list[str]:
+    """A cluster, and what GetClusterCredentials and the Redshift Data API authorize on it: the database
+    user, its groups and the database (``dbuser:CLUSTER/USER``, ``dbgroup:CLUSTER/GROUP``, ``dbname:CLUSTER/DB``)."""
+    out = []
+    for cluster in (c for c in call.get("clusterIdentifier") if not c.startswith("arn:")):
+        out.append(_arn(call, "redshift", f"cluster:{cluster}"))
+        out += [_arn(call, "redshift", f"dbuser:{cluster}/{user}") for user in call.get("dbUser")]
+        out += [_arn(call, "redshift", f"dbgroup:{cluster}/{group}") for group in call.get("dbGroups")]
+        out += [_arn(call, "redshift", f"dbname:{cluster}/{db}") for db in call.get("dbName") + call.get("database")]
+    return out
 
 
 def _iam(call: Call) -> list[str]:
@@ -657,6 +669,8 @@ _BUILDERS = {
     "events.amazonaws.com": _events,
     "ec2.amazonaws.com": _ec2,
     "iam.amazonaws.com": _iam,
+    "redshift.amazonaws.com": _redshift,
+    "redshift-data.amazonaws.com": _redshift,
 }
 
 
@@ -866,6 +880,20 @@ def _table_actions(call: Call, op: str, catalog: Catalog) -> list[Permission | N
             for a in (override.actions if override else ())]
 
 
+def _cluster_credentials(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
+    """GetClusterCredentials on the database user (and database); joining groups and creating the user
+    are authorized as actions of their own."""
+    rule = "rule:redshift-credentials"
+    perms = [_permission("redshift:GetClusterCredentials", call, catalog, rule, "on the database user and database")]
+    if call.get("dbGroups"):
+        perms.append(_permission("redshift:JoinGroup", call, catalog, rule,
+                                 "the request names database groups, which the user joins for the session", side=True))
+    if any(v.lower() == "true" for v in call.get("autoCreate")):
+        perms.append(_permission("redshift:CreateClusterUser", call, catalog, rule,
+                                 "autoCreate: the database user is created if it does not exist", side=True))
+    return perms
+
+
 _RULES = {
     "execute-api": _table_actions,
     "dynamodb-transact-write": _transact_write,
@@ -877,6 +905,7 @@ _RULES = {
     "s3-delete-objects": _s3_delete_objects,
     "apigateway-http-verb": _apigateway,
     "cloudtrail-insights-metric-data": _insights_metric_data,
+    "redshift-credentials": _cluster_credentials,
 }
 _RULE_BY_PREFIX = {"apigateway": "apigateway-http-verb"}
 #: Rules that apply whatever the override table says (it may add a note and reference).
@@ -886,6 +915,7 @@ _RULE_BY_CALL = {
     **{("dynamodb.amazonaws.com", op): "dynamodb-partiql"
        for op in ("ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction")},
     ("kms.amazonaws.com", "ReEncrypt"): "kms-reencrypt",
+    ("redshift.amazonaws.com", "GetClusterCredentials"): "redshift-credentials",
     ("s3.amazonaws.com", "CopyObject"): "s3-copy",
     ("s3.amazonaws.com", "UploadPartCopy"): "s3-copy",
     ("s3.amazonaws.com", "DeleteObjects"): "s3-delete-objects",
@@ -893,7 +923,10 @@ _RULE_BY_CALL = {
         "GetObject", "HeadObject", "DeleteObject", "GetObjectAcl", "PutObjectAcl", "GetObjectTagging",
         "PutObjectTagging", "DeleteObjectTagging", "GetObjectAttributes", "PutObject", "CreateMultipartUpload")},
 }
-_RULE_NOTES = {"apigateway-http-verb": "API Gateway management calls are authorized by HTTP method on path ARNs"}
+_RULE_NOTES = {"apigateway-http-verb": "API Gateway management calls are authorized by HTTP method on path ARNs",
+               "redshift-credentials": "GetClusterCredentials is authorized on the database user and database; joining "
+                                       "database groups (dbGroups) and creating the user (autoCreate) as actions of their "
+                                       "own (Amazon Redshift API Reference, GetClusterCredentials)"}
 
 
 def _pass_role(call: Call, op: str, catalog: Catalog) -> list[Permission]:
@@ -1016,6 +1049,35 @@ def _bearer_tokens(call: Call, op: str, catalog: Catalog) -> list[Permission]:
                                     True, (("sts:AWSServiceName", entry["service"]),))
                         for entry in _side_permissions("service_bearer_tokens").get((call.source, op), ()))
             if p is not None]
+
+
+#: Redshift Data API calls that connect to a database, and so get its credentials with the caller's permissions.
+_DATA_API_CONNECTS = frozenset({"ExecuteStatement", "BatchExecuteStatement", "DescribeTable", "ListDatabases",
+                                "ListSchemas", "ListTables"})
+
+
+def _data_api_credentials(call: Call, op: str, catalog: Catalog) -> list[Permission]:
+    """The credentials a Redshift Data API call connects with, which the caller must be allowed to get:
+    a secret (``secretArn``), a cluster's temporary credentials for a database user (``dbUser``:
+    redshift:GetClusterCredentials) or for the caller's IAM identity (redshift:GetClusterCredentialsWithIAM),
+    or a serverless workgroup's (redshift-serverless:GetCredentials, on the region's workgroups: the
+    record names the workgroup, its ARN holds an id)."""
+    if call.source != "redshift-data.amazonaws.com" or op not in _DATA_API_CONNECTS:
+        return []
+    note = "the Redshift Data API connects with credentials it gets with the caller's permissions"
+    if call.get("secretArn"):
+        wanted = [("secretsmanager:GetSecretValue", None)]
+    elif call.get("workgroupName"):
+        wanted = [("redshift-serverless:GetCredentials",
+                   [f"arn:{call.partition}:redshift-serverless:{call.region}:{call.account}:workgroup/*"])]
+    elif call.get("dbUser"):
+        wanted = [("redshift:GetClusterCredentials", None)]
+    elif call.get("clusterIdentifier"):
+        wanted = [("redshift:GetClusterCredentialsWithIAM", None)]
+    else:
+        return []
+    return [p for p in (_permission(action, call, catalog, "side:data-api-credentials", note, on, True)
+                        for action, on in wanted) if p is not None]
 
 
 def _filled(template: str, call: Call) -> str:

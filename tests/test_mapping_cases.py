@@ -1347,6 +1347,59 @@ def test_a_codeartifact_token_also_needs_a_service_bearer_token():
         ("*",), (("sts:AWSServiceName", "codeartifact.amazonaws.com"),), "side:bearer-token")
 
 
+def test_batch_get_secret_value_needs_get_secret_value_on_each_secret_it_lists():
+    m = call("27", "BatchGetSecretValue")
+    assert m.permission("secretsmanager:BatchGetSecretValue").resources == ("*",)  # it takes no resource
+    assert m.permission("secretsmanager:GetSecretValue").resources == (
+        arn("secretsmanager", "secret:prod/sales/api-key-??????"), arn("secretsmanager", "secret:prod/sales/smtp-Zx9Cv8"))
+
+
+def redshift(resource: str) -> str:
+    return arn("redshift", resource)
+
+
+@pytest.mark.parametrize(("params", "main", "side"), [
+    pytest.param({"dbUser": "report_writer"}, ("redshift-data:ExecuteStatement", (redshift("cluster:analytics"),)),
+                 [("redshift:GetClusterCredentials", (redshift("dbname:analytics/sales"),
+                                                      redshift("dbuser:analytics/report_writer")))],
+                 id="database_user_named"),
+    pytest.param({"database": "finance"}, ("redshift-data:ExecuteStatement", (redshift("cluster:analytics"),)),
+                 [("redshift:GetClusterCredentialsWithIAM", (redshift("dbname:analytics/finance"),))],
+                 id="callers_iam_identity"),
+    pytest.param({"workgroupName": "marketing"}, ("redshift-data:ExecuteStatement", ("*",)),
+                 [("redshift-serverless:GetCredentials", (
+                     f"arn:aws:redshift-serverless:{REGION}:{ACCOUNT}:workgroup/*",))],
+                 id="serverless_workgroup_named_not_by_its_id"),
+])
+def test_redshift_data_api_needs_the_credentials_it_connects_with(params, main, side):
+    # The Data API gets the database credentials with the caller's permissions: a Lambda function
+    # granted redshift-data:ExecuteStatement alone cannot connect.
+    m = call("27", "ExecuteStatement", **params)
+    assert [(p.action, p.resources) for p in m.mapping.permissions if not p.side] == [main]
+    assert [(p.action, p.resources) for p in m.mapping.permissions if p.side] == side
+    assert all(p.provenance == "side:data-api-credentials" for p in m.mapping.permissions if p.side)
+
+
+def test_redshift_data_api_with_a_secret_reads_the_secret():
+    m = call("27", "BatchExecuteStatement", clusterIdentifier="legacy-dw")
+    assert m.side_actions == ["secretsmanager:GetSecretValue"]
+    assert m.permission("secretsmanager:GetSecretValue").resources == (
+        arn("secretsmanager", "secret:redshift/legacy-dw/reader-Qw3Er5"),)
+
+
+def test_polling_a_statement_connects_to_nothing():
+    assert call("27", "DescribeStatement").mapping.actions == ("redshift-data:DescribeStatement",)
+
+
+def test_cluster_credentials_with_groups_and_auto_create_need_join_group_and_create_cluster_user():
+    m = call("27", "GetClusterCredentials", dbUser="report_writer")
+    assert m.permission("redshift:GetClusterCredentials").resources == (
+        redshift("dbname:analytics/sales"), redshift("dbuser:analytics/report_writer"))
+    assert m.permission("redshift:JoinGroup").resources == (
+        redshift("dbgroup:analytics/readonly"), redshift("dbgroup:analytics/reporting"))
+    assert m.permission("redshift:CreateClusterUser").resources == (redshift("dbuser:analytics/report_writer"),)
+
+
 # -- the fixtures themselves ------------------------------------------------------------------
 
 ROWS = [f"{n:02d}" for n in range(1, 28) if n != 21]

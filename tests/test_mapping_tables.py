@@ -141,10 +141,12 @@ _SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/app-AbCdEf"
 _CALLS = {("sts.amazonaws.com", "AssumeRole"): {"roleArn": "arn:aws:iam::111122223333:role/deploy"},
           ("s3.amazonaws.com", "CreateBucket"): {"bucketName": "acme-audit-archive"},
           ("secretsmanager.amazonaws.com", "CreateSecret"): {"name": _SECRET},
-          ("secretsmanager.amazonaws.com", "RotateSecret"): {"secretId": _SECRET}}
+          ("secretsmanager.amazonaws.com", "RotateSecret"): {"secretId": _SECRET},
+          ("secretsmanager.amazonaws.com", "BatchGetSecretValue"): {}}
 _SHAPES = {"tags": [{"key": "Repository", "value": "acme/app"}], "transitiveTagKeys": ["Repository"],
            "addReplicaRegions": [{"region": "us-east-1"}],
-           "rotationLambdaARN": "arn:aws:lambda:eu-west-1:111122223333:function:rotate-app-secret"}
+           "rotationLambdaARN": "arn:aws:lambda:eu-west-1:111122223333:function:rotate-app-secret",
+           "secretIdList": [_SECRET]}
 
 
 @pytest.mark.parametrize("entry", SIDE["request_options"]["values"],
@@ -157,8 +159,8 @@ def test_each_request_option_grants_its_actions_on_what_the_call_names(entry):
 
     catalog = load_catalog()
     base = _CALLS[(entry["source"], entry["operation"])]
-    named = next(iter(base.values()))
-    arn = named if named.startswith("arn:") else f"arn:aws:s3:::{named}"
+    named = next(iter(base.values()), None)
+    arn = named if named is None or named.startswith("arn:") else f"arn:aws:s3:::{named}"
 
     def option_permissions(params):
         mapping = map_call(Call(source=entry["source"], name=entry["operation"], fields=request_fields({**base, **params}),
@@ -168,7 +170,9 @@ def test_each_request_option_grants_its_actions_on_what_the_call_names(entry):
     for path in entry["fields"]:
         value = entry.get("when", {}).get(path, _SHAPES.get(path, "public-read" if path == "x-amz-acl" else "set"))
         params = {path: value, **entry.get("when", {})}
-        on = value if isinstance(value, str) and value.startswith("arn:") else arn  # an ARN the option names, or the call's
+        listed = value if isinstance(value, list) and all(isinstance(v, str) for v in value) else [value]
+        on = listed[0] if isinstance(listed[0], str) and listed[0].startswith("arn:") else arn  # what the option names, or the call
+        assert on is not None
         assert option_permissions(params) == sorted((a, (on,)) for a in entry["actions"]), path
         assert all(catalog.has_action(a) for a in entry["actions"])
     assert option_permissions({}) == []
