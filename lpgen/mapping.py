@@ -496,6 +496,12 @@ def _named(service: str, template: str, *keys: str):
     return build
 
 
+def _efs(call: Call) -> list[str]:
+    return [_arn(call, "elasticfilesystem", f"{kind}/{v}") for kind, key in (("file-system", "fileSystemId"),
+                                                                             ("access-point", "accessPointId"))
+            for v in call.ending(key) if not v.startswith("arn:")]
+
+
 def _redshift(call: Call) -> list[str]:
     """A cluster, and what GetClusterCredentials and the Redshift Data API authorize on it: the database
     user, its groups and the database (``dbuser:CLUSTER/USER``, ``dbgroup:CLUSTER/GROUP``, ``dbname:CLUSTER/DB``)."""
@@ -669,6 +675,7 @@ _BUILDERS = {
     "events.amazonaws.com": _events,
     "ec2.amazonaws.com": _ec2,
     "iam.amazonaws.com": _iam,
+    "elasticfilesystem.amazonaws.com": _efs,
     "redshift.amazonaws.com": _redshift,
     "redshift-data.amazonaws.com": _redshift,
 }

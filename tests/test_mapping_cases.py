@@ -574,6 +574,26 @@ def test_function_in_a_vpc_needs_the_callers_ec2_describe_permissions(name, vpc,
                      ("ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs")] if checks else [])
 
 
+@pytest.mark.parametrize(("source", "name", "params", "main", "checks"), [
+    pytest.param("route53.amazonaws.com", "CreateHostedZone", {"name": "internal.acme.example", "callerReference": "r-1",
+                                                               "vPC": {"vPCRegion": REGION, "vPCId": "vpc-0a1b2c3d"}},
+                 ("route53:CreateHostedZone", ("*",)), ["ec2:DescribeVpcs"], id="route53_hosted_zone"),
+    pytest.param("elasticfilesystem.amazonaws.com", "CreateMountTarget",
+                 {"fileSystemId": "fs-0a1b2c3d4e5f60718", "subnetId": "subnet-0a1b2c3d4e5f60718"},
+                 ("elasticfilesystem:CreateMountTarget", (arn("elasticfilesystem", "file-system/fs-0a1b2c3d4e5f60718"),)),
+                 ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], id="efs_mount_target"),
+])
+def test_services_that_check_the_callers_ec2_permissions(source, name, params, main, checks):
+    # The API references (botocore's models) state these EC2 permissions as required of the caller.
+    from .conftest import assumed_role, make_record
+
+    _, mapping = map_record(make_record(source=source, name=name, params=params, readOnly=False,
+                                        identity=assumed_role(role("ci-deployer")), recipientAccountId=ACCOUNT))
+    assert [(p.action, p.resources) for p in mapping.permissions if not p.side] == [main]
+    assert [(p.action, p.resources, p.provenance) for p in mapping.permissions if p.side] == [
+        (a, ("*",), "side:caller-check") for a in checks]
+
+
 @pytest.mark.parametrize("name", ["CreateFunction20150331", "UpdateFunctionConfiguration20150331v2"])
 def test_a_function_given_layers_needs_the_callers_permission_to_read_each_layer_version(name):
     # Lambda reads the layers with the deployer's permissions: without lambda:GetLayerVersion on each
