@@ -110,6 +110,25 @@ def demo_mined(tmp_path_factory) -> tuple[Path, list, list]:
         return path, list(store.usage(include_service=True)), store.coverage()
 
 
+@pytest.fixture(scope="session")
+def all_trails_mined(tmp_path_factory) -> tuple[list, list]:
+    """Every record we ship (the mapping cases, the public samples, the demo) mined once per session:
+    (usage rows with service rows, coverage). Read-only, like :func:`demo_mined`."""
+    from lpgen.mine import mine
+    from lpgen.sources.local import LocalSource
+    from lpgen.store import UsageStore
+
+    root = tmp_path_factory.mktemp("all-trails")
+    cases = root / "mapping"
+    cases.mkdir()
+    for case in (ROOT / "fixtures" / "mapping").glob("*.json"):
+        if not case.name.endswith(".expected.json"):  # goldens are lpgen's output, not trails
+            (cases / case.name).write_bytes(case.read_bytes())
+    with UsageStore(root / "usage.db") as store:
+        mine([LocalSource(cases), LocalSource(PUBLIC), LocalSource(DEMO / "AWSLogs")], store)
+        return list(store.usage(include_service=True)), store.coverage()
+
+
 def seed(service: str, endpoint: str, region: str = "us-east-1"):
     """A plain boto3 client for a test's own seeding calls: not lpgen's, so not recorded or allow-listed."""
     import boto3

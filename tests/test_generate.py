@@ -487,7 +487,7 @@ def test_collapsing_is_explained(rows):
 
 
 @pytest.mark.parametrize("compact", [False, True], ids=["exact", "compact"])
-def test_every_policy_generated_from_all_our_trails_allows_every_call_it_was_generated_from(tmp_path, compact):
+def test_every_policy_generated_from_all_our_trails_allows_every_call_it_was_generated_from(all_trails_mined, compact):
     """Over every record we ship (the mapping cases, the public samples, the demo), each principal's generated
     policy, read back through lpgen's evaluator, allows every permission of every call it made that succeeded:
     side permissions, IAM paths narrowed, resources generalised, statements merged and split included."""
@@ -496,16 +496,7 @@ def test_every_policy_generated_from_all_our_trails_allows_every_call_it_was_gen
     from lpgen.mapping import iam_paths, row_mapper
     from lpgen.model import DENIED
 
-    from .conftest import PUBLIC, ROOT
-
-    mapping_cases = tmp_path / "mapping"
-    mapping_cases.mkdir()
-    for case in (ROOT / "fixtures" / "mapping").glob("*.json"):
-        if not case.name.endswith(".expected.json"):
-            (mapping_cases / case.name).write_bytes(case.read_bytes())
-    with UsageStore(tmp_path / "all.db") as store:
-        mine([LocalSource(mapping_cases), LocalSource(PUBLIC), LocalSource(DEMO / "AWSLogs")], store)
-        rows = list(store.usage(include_service=True))
+    rows, _ = all_trails_mined
     catalog = load_catalog()
     paths = iam_paths(rows)
     policies = generate(rows, GenerateOptions(compact=compact), catalog, paths=paths)
