@@ -1033,8 +1033,8 @@ def _tags_on_create(call: Call, op: str, catalog: Catalog) -> list[Permission]:
 
 
 def _request_options(call: Call, op: str, catalog: Catalog) -> list[Permission]:
-    """Actions that options of the request need besides the call's own (session tags or a source identity
-    on AssumeRole, Object Lock, Object Ownership or an ACL on CreateBucket), on what the call names."""
+    """Actions that options of the request need besides the call's own (e.g. session tags or a source identity
+    on AssumeRole, Object Lock on CreateBucket; side_permissions.json, request_options), on what the call names."""
     out = []
     for entry in _side_permissions("request_options").get((call.source, op), ()):
         when, ignore = entry.get("when", {}), entry.get("ignore", {})
@@ -1068,7 +1068,9 @@ def _data_api_credentials(call: Call, op: str, catalog: Catalog) -> list[Permiss
     a secret (``secretArn``), a cluster's temporary credentials for a database user (``dbUser``:
     redshift:GetClusterCredentials) or for the caller's IAM identity (redshift:GetClusterCredentialsWithIAM),
     or a serverless workgroup's (redshift-serverless:GetCredentials, on the region's workgroups: the
-    record names the workgroup, its ARN holds an id)."""
+    record names the workgroup, its ARN holds an id). The Redshift Data API Reference (ExecuteStatement,
+    in botocore's model) states the cluster and workgroup cases; the AWS managed policy
+    AmazonRedshiftDataFullAccess grants these same actions, the secret's read included."""
     if call.source != "redshift-data.amazonaws.com" or op not in _DATA_API_CONNECTS:
         return []
     note = "the Redshift Data API connects with credentials it gets with the caller's permissions"
