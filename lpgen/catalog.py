@@ -383,7 +383,7 @@ def _action_regex(pattern: str) -> re.Pattern[str]:
 # ARN format variables with a known shape; any other ${Var} is one or more characters.
 _ARN_VARIABLES = {
     "Partition": r"aws[a-z-]*",
-    "Region": r"[a-z0-9-]*",
+    "Region": r"[a-z0-9*-]*",  # a wildcard too: the Regions an inference profile routes to (mapping._PROFILE_REGIONS)
     "Account": r"(?:[0-9]{12}|aws)?",
 }
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")

@@ -619,16 +619,30 @@ def _events(call: Call) -> list[str]:
     return out
 
 
+#: The Regions a cross-Region (system-defined) inference profile may route to, by its id's geography prefix:
+#: every Region whose name starts so (``global.`` routes to every commercial Region). The Bedrock User Guide
+#: ("Prerequisites for inference profiles"): a policy naming an inference profile "must also specify the foundation
+#: model in each Region associated with it"; the Regions are the profile's, and AWS adds some over time.
+_PROFILE_REGIONS = {"us": "us-*", "us-gov": "us-gov-*", "eu": "eu-*", "apac": "ap-*", "jp": "ap-northeast-*",
+                    "au": "ap-southeast-*", "ca": "ca-*", "global": "*"}
+_PROFILE_ID = re.compile(r"^(?P<geo>us-gov|us|eu|apac|jp|au|ca|global)\.(?P<model>.+)$")
+
+
 def _bedrock(call: Call) -> list[str]:
-    """Model ids: a geography-prefixed id (``us.``, ``eu.``, ``apac.``, ``global.``) is an inference profile."""
+    """Model ids: a geography-prefixed id (``us.``, ``eu.``, ``apac.``, ``global.``, ...) is a cross-Region inference
+    profile, which also needs the foundation model it serves in every Region it may route the request to."""
     out = []
     for model in call.ending("modelId"):
         if model.startswith("arn:"):
-            continue
-        if re.match(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.", model):
-            out.append(_arn(call, "bedrock", f"inference-profile/{model}"))
+            m = re.match(r"^arn:[^:]+:bedrock:[^:]*:\d*:inference-profile/(?P<id>.+)$", model)
+            profile = _PROFILE_ID.match(m["id"]) if m else None
         else:
-            out.append(_arn(call, "bedrock", f"foundation-model/{model}", account=False))
+            profile = _PROFILE_ID.match(model)
+            out.append(_arn(call, "bedrock", f"{'inference-profile' if profile else 'foundation-model'}/{model}",
+                            account=profile is not None))
+        if profile is not None:
+            regions = _PROFILE_REGIONS[profile["geo"]]
+            out.append(f"arn:{call.partition}:bedrock:{regions}::foundation-model/{profile['model']}")
     return out
 
 

@@ -423,7 +423,7 @@ def test_lambda_invocation_needs_its_iam_action(name, action, resource, provenan
                  id="converse_stream_needs_invoke_model_with_response_stream"),
 ])
 def test_bedrock_converse_needs_invoke_model(name, action):
-    m = call("08", name)
+    m = call("08", name, modelId=MODEL)
     assert not load_catalog().has_action(f"bedrock:{name}")
     assert m.mapping.status == "used"
     assert m.mapping.actions == (action,)
@@ -431,8 +431,29 @@ def test_bedrock_converse_needs_invoke_model(name, action):
 
 
 def test_converse_is_scoped_to_its_foundation_model():
-    m = call("08", "Converse")
+    m = call("08", "Converse", modelId=MODEL)
     assert m.permission("bedrock:InvokeModel").resources == (f"arn:aws:bedrock:{REGION}::foundation-model/{MODEL}",)
+
+
+@pytest.mark.parametrize(("name", "model", "action", "resources"), [
+    pytest.param("ConverseStream", "eu.anthropic.claude-3-7-sonnet-20250219-v1:0", "bedrock:InvokeModelWithResponseStream",
+                 ("arn:aws:bedrock:eu-*::foundation-model/anthropic.claude-3-7-sonnet-20250219-v1:0",
+                  arn("bedrock", "inference-profile/eu.anthropic.claude-3-7-sonnet-20250219-v1:0")),
+                 id="geographic_profile_every_eu_region"),
+    pytest.param("Converse", arn("bedrock", "inference-profile/global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+                 "bedrock:InvokeModel",
+                 ("arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
+                  arn("bedrock", "inference-profile/global.anthropic.claude-sonnet-4-5-20250929-v1:0")),
+                 id="global_profile_by_arn_every_region"),
+])
+def test_a_cross_region_inference_profile_also_needs_its_model_in_every_region_it_routes_to(name, model, action,
+                                                                                             resources):
+    # Bedrock User Guide: a policy naming an inference profile must also name the foundation model in each Region
+    # associated with it. The record shows where this request went (additionalEventData.inferenceRegion: eu-west-3,
+    # ap-northeast-1), the next may go elsewhere: granted the profile alone, the call fails with
+    # "not authorized to perform: bedrock:InvokeModel on resource: arn:aws:bedrock:eu-west-3::foundation-model/...".
+    m = call("08", name, modelId=model)
+    assert m.permission(action).resources == resources
 
 
 # -- 9. one call, several typed actions ------------------------------------------------
@@ -743,7 +764,7 @@ def test_ec2_call_is_also_granted_the_resource_it_creates(name, params, expected
 
 def test_a_required_type_the_call_does_not_name_is_left_out_where_the_marks_are_alternatives():
     # bedrock:InvokeModel marks a dozen kinds of model as required; Converse named one of them.
-    m = call("08", "Converse")
+    m = call("08", "Converse", modelId="anthropic.claude-3-haiku-20240307-v1:0")
     assert m.permission("bedrock:InvokeModel").resources == (
         f"arn:aws:bedrock:{REGION}::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",)
 
