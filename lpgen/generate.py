@@ -141,6 +141,7 @@ class _FunctionConfigs:
         self.sources: dict[str, set[str]] = defaultdict(set)
         self.destinations: dict[str, set[str]] = defaultdict(set)
         self.keys: dict[str, set[str]] = defaultdict(set)  # the customer managed key of its environment
+        self.log_groups: dict[str, set[str]] = defaultdict(set)  # a custom log group (loggingConfig.logGroup)
 
     def note(self, row: UsageRow) -> None:
         if row.source != "lambda.amazonaws.com" or row.error_class == DENIED:
@@ -159,6 +160,7 @@ class _FunctionConfigs:
                     self.traced.add(name)
                 self.destinations[name].update(values.get("targetArn", []))  # deadLetterConfig.targetArn
                 self.keys[name].update(k for k in values.get("kMSKeyArn", []) if k.startswith("arn:"))
+                self.log_groups[name].update(values.get("logGroup", []))
             elif op in ("CreateEventSourceMapping", "UpdateEventSourceMapping"):
                 self.sources[name].update(values.get("eventSourceArn", []))
                 self.destinations[name].update(values.get("destination", []))  # on failure
@@ -200,7 +202,9 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
             _add_evidence(evidence, p.action, row, p.provenance, denied)
     notes = []
     if options.baseline and functions:
-        for action, arn, why in _lambda_baseline(principal, functions, configs or _FunctionConfigs(), catalog):
+        streams = {(group, row.region) for row, _ in used if (row.source, row.name) == ("logs.amazonaws.com", "CreateLogStream")
+                   and row.error_class != DENIED for key, group in row.fields if key == "logGroupName"}
+        for action, arn, why in _lambda_baseline(principal, functions, configs or _FunctionConfigs(), catalog, streams):
             grants[(action, False)].add(arn)
             if arn != "*":
                 regions[(action, False)].add(arn.split(":")[3])
@@ -237,16 +241,24 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
 
 
 def _lambda_baseline(principal: str, functions: set[tuple[str, str]], configs: _FunctionConfigs,
-                     catalog: Catalog) -> list[tuple[str, str, str]]:
-    """(action, resource, why) of the documented baseline (``lpgen/data/lambda_baseline.json``)."""
+                     catalog: Catalog, streams: set[tuple[str, str]] = frozenset()) -> list[tuple[str, str, str]]:
+    """(action, resource, why) of the documented baseline (``lpgen/data/lambda_baseline.json``); ``streams``
+    are the (log group, region) pairs in which the role created log streams."""
     parts = principal.split(":")
     partition, account = parts[1], parts[4]
     out = []
-    for function, region in sorted(functions):
+
+    def logs(group: str, region: str) -> list[tuple[str, str, str]]:
         # CloudWatch Logs authorizes even CreateLogGroup against "log-group:NAME:log-stream:" (its
         # AccessDenied messages name that), which the group's own ARN does not match: ":*" for all three.
-        group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function}:*"
-        out += [(action, group, "lambda-logs") for action in values("lambda_baseline.json", "logs")]
+        arn = group if group.startswith("arn:") else f"arn:{partition}:logs:{region}:{account}:log-group:{group}"
+        return [(action, f"{arn.removesuffix(':*')}:*", "lambda-logs") for action in values("lambda_baseline.json", "logs")]
+
+    for group, region in sorted(streams):
+        out += logs(group, region)
+    for function, region in sorted(functions):
+        for group in sorted(configs.log_groups.get(function) or {f"/aws/lambda/{function}"}):
+            out += logs(group, region)
         if function in configs.traced:
             out += [(action, "*", "lambda-xray") for action in values("lambda_baseline.json", "xray")]
         if function in configs.vpc:

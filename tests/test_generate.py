@@ -436,6 +436,30 @@ def test_lambda_baseline_follows_what_the_deployment_said(tmp_path):
     assert deployer_policy["iam:PassRole"] == {role}
 
 
+def test_a_function_logging_to_a_custom_log_group_may_write_there(tmp_path):
+    # Advanced logging controls: a deployment naming loggingConfig.logGroup has Lambda write the function's logs
+    # there with the execution role. Granted only /aws/lambda/<function>, the logs would be lost; nothing fails.
+    # A role the trail shows creating log streams in a group (its own code's logging) writes there too.
+    from .conftest import assumed_role, make_record
+
+    account = "111122223333"
+    role = f"arn:aws:iam::{account}:role/service-role/billing-role"
+    deployer = assumed_role(f"arn:aws:iam::{account}:role/ci/deployer", "GitHubActions")
+    group = lambda name: f"arn:aws:logs:eu-west-1:{account}:log-group:{name}:*"  # noqa: E731
+    records = [
+        make_record(source="lambda.amazonaws.com", name="CreateFunction20150331", identity=deployer, params={
+            "functionName": "billing", "role": role, "runtime": "python3.12",
+            "loggingConfig": {"logFormat": "JSON", "applicationLogLevel": "INFO", "logGroup": "/acme/billing"}},
+            recipientAccountId=account),
+        make_record(source="logs.amazonaws.com", name="CreateLogStream", identity=assumed_role(role, "billing"),
+                    params={"logGroupName": "/acme/audit", "logStreamName": "2026/11/02/billing-7f3a"},
+                    recipientAccountId=account),
+    ]
+    got = grants(generate(mined(tmp_path, records))[role])
+    for action in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"):
+        assert got[action] == {group("/acme/billing"), group("/acme/audit")}, action
+
+
 def test_lambda_delivers_event_records_with_the_execution_role(tmp_path):
     # Lambda sends records to the dead-letter queue and to the destinations a deployment configured with
     # the function's role; a delivery it may not make is only a metric, and the records are lost.
