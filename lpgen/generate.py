@@ -142,6 +142,7 @@ class _FunctionConfigs:
         self.destinations: dict[str, set[str]] = defaultdict(set)
         self.keys: dict[str, set[str]] = defaultdict(set)  # the customer managed key of its environment
         self.log_groups: dict[str, set[str]] = defaultdict(set)  # a custom log group (loggingConfig.logGroup)
+        self.file_systems: dict[str, set[str]] = defaultdict(set)  # EFS access points it mounts (fileSystemConfigs)
 
     def note(self, row: UsageRow) -> None:
         if row.source != "lambda.amazonaws.com" or row.error_class == DENIED:
@@ -161,6 +162,7 @@ class _FunctionConfigs:
                 self.destinations[name].update(values.get("targetArn", []))  # deadLetterConfig.targetArn
                 self.keys[name].update(k for k in values.get("kMSKeyArn", []) if k.startswith("arn:"))
                 self.log_groups[name].update(values.get("logGroup", []))
+                self.file_systems[name].update(v for k, v in row.fields if k == "fileSystemConfigs.arn")
             elif op in ("CreateEventSourceMapping", "UpdateEventSourceMapping"):
                 self.sources[name].update(values.get("eventSourceArn", []))
                 self.destinations[name].update(values.get("destination", []))  # on failure
@@ -210,7 +212,7 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
                 regions[(action, False)].add(arn.split(":")[3])
             _add_evidence(evidence, action, None, f"baseline:{why}", False)
         notes.append("Lambda execution role of " + ", ".join(sorted({f for f, _ in functions}))
-                     + ": what the Lambda service does with the role (logs; X-Ray, VPC network interfaces and "
+                     + ": what the Lambda service does with the role (logs; X-Ray, VPC network interfaces, file systems, "
                      "event-source polling, dead-letter and destination deliveries where the trail shows them) added as "
                      "baseline; --no-baseline drops it")
     if options.conditions:
@@ -263,6 +265,11 @@ def _lambda_baseline(principal: str, functions: set[tuple[str, str]], configs: _
             out += [(action, "*", "lambda-xray") for action in values("lambda_baseline.json", "xray")]
         if function in configs.vpc:
             out += [(action, "*", "lambda-vpc") for action in values("lambda_baseline.json", "vpc")]
+        for point in sorted(configs.file_systems.get(function, ())):  # an access point: its file system is unnamed
+            p = point.split(":")
+            if len(p) > 5 and p[2] == "elasticfilesystem":
+                out += [(action, f"arn:{p[1]}:elasticfilesystem:{p[3]}:{p[4]}:file-system/*", "lambda-file-system")
+                        for action in values("lambda_baseline.json", "file_systems")]
         out += [(action, key, "lambda-environment-key") for key in sorted(configs.keys.get(function, ()))
                 for action in values("lambda_baseline.json", "environment_key")]
         # what Lambda polls and where it delivers records: each action of the ARN's service, on what it takes
@@ -290,11 +297,11 @@ def _delivered(action: str, target: str, catalog: Catalog) -> list[str]:
 
 def _polled(action: str, source: str, catalog: Catalog) -> list[str]:
     """What Lambda polling ``source`` needs ``action`` on: ``*`` for an action without resource types
-    (``ListStreams``); else the source, or for a Kinesis stream consumer (enhanced fan-out) the stream
+    (``ListStreams``) or of another service (EC2's, for an MSK cluster); else the source, or for a Kinesis stream consumer (enhanced fan-out) the stream
     it reads where the action takes a stream; nothing where it takes neither (``SubscribeToShard``
     reads through a consumer, which a plain stream source has not)."""
-    if not catalog.resource_types_for(action):
-        return ["*"]
+    if not catalog.resource_types_for(action) or action.split(":")[0] != source.split(":")[2]:
+        return ["*"]  # no resource; or another service's (an MSK cluster's network interfaces, which no record names)
     stream, through_consumer, _ = source.partition("/consumer/")
     return _taken(action, [stream, source] if through_consumer else [source], catalog)
 

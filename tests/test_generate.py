@@ -351,6 +351,7 @@ def test_demo_policies_match_their_reviewed_goldens(rows):
 
 STREAM = "arn:aws:kinesis:eu-west-1:111122223333:stream/clicks"
 TABLE_STREAM = "arn:aws:dynamodb:eu-west-1:111122223333:table/orders/stream/2026-11-01T00:00:00.000"
+MSK = "arn:aws:kafka:eu-west-1:111122223333:cluster/orders/0b1c2d3e-4f5a-6b7c-8d9e-0a1b2c3d4e5f-2"
 
 
 @pytest.mark.parametrize(("source", "expected"), [
@@ -364,6 +365,8 @@ TABLE_STREAM = "arn:aws:dynamodb:eu-west-1:111122223333:table/orders/stream/2026
         "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
         "kinesis:ListShards")}, "kinesis:ListStreams": {"*"},
         "kinesis:SubscribeToShard": {f"{STREAM}/consumer/efo:1700000000"}}, id="kinesis_consumer"),
+    pytest.param(MSK, {"kafka:DescribeCluster": {MSK}, "kafka:DescribeClusterV2": {MSK},
+                       "kafka:GetBootstrapBrokers": {"*"}}, id="msk_cluster"),
 ])
 def test_stream_event_source_baseline_grants_each_action_on_what_it_takes(tmp_path, source, expected):
     # ListStreams takes no resource (IAM matches it against *, never a stream's ARN); SubscribeToShard takes
@@ -392,6 +395,7 @@ def test_stream_event_source_baseline_grants_each_action_on_what_it_takes(tmp_pa
     pytest.param(("event_sources", "sqs"), "AWSLambdaSQSQueueExecutionRole", id="sqs"),
     pytest.param(("event_sources", "kinesis"), "AWSLambdaKinesisExecutionRole", id="kinesis"),
     pytest.param(("event_sources", "dynamodb"), "AWSLambdaDynamoDBExecutionRole", id="dynamodb"),
+    pytest.param(("event_sources", "kafka"), "AWSLambdaMSKExecutionRole", id="msk"),
 ])
 def test_lambda_baseline_grants_what_the_matching_aws_managed_policy_does(part, managed):
     # The baseline says its action sets are those of AWS's managed policies (logs apart, scoped to the
@@ -434,6 +438,51 @@ def test_lambda_baseline_follows_what_the_deployment_said(tmp_path):
     assert set(grants(generate(rows, GenerateOptions(baseline=False))[role])) == {"dynamodb:GetItem"}
     deployer_policy = grants(generate(rows)[f"arn:aws:iam::{account}:role/ci/deployer"])
     assert deployer_policy["iam:PassRole"] == {role}
+
+
+def test_an_msk_event_source_has_lambda_manage_network_interfaces_in_the_clusters_vpc(tmp_path):
+    # AWSLambdaMSKExecutionRole: Lambda reaches the brokers through interfaces it creates with the role.
+    from .conftest import assumed_role, make_record
+
+    account = "111122223333"
+    role = f"arn:aws:iam::{account}:role/service-role/orders-consumer-role"
+    deployer = assumed_role(f"arn:aws:iam::{account}:role/ci/deployer", "GitHubActions")
+    rows = mined(tmp_path, [
+        make_record(source="lambda.amazonaws.com", name="CreateFunction20150331", identity=deployer,
+                    params={"functionName": "orders-consumer", "role": role, "runtime": "java21"}, recipientAccountId=account),
+        make_record(source="lambda.amazonaws.com", name="CreateEventSourceMapping20150331", identity=deployer,
+                    params={"functionName": "orders-consumer", "eventSourceArn": MSK, "topics": ["orders"],
+                            "startingPosition": "TRIM_HORIZON"}, recipientAccountId=account),
+    ])
+    got = grants(generate(rows)[role])
+    for action in ("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
+                   "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"):
+        assert got[action] == {"*"}, action
+    assert got["kafka:DescribeClusterV2"] == {MSK}
+
+
+def test_a_function_with_an_efs_file_system_may_mount_it_and_its_deployer_check_the_mount_targets(tmp_path):
+    # Lambda mounts the file system with the execution role (ClientMount, ClientWrite) at each cold start, and
+    # checks its mount targets with the deployer's permissions (DescribeMountTargets) when the function is configured.
+    from .conftest import assumed_role, make_record
+
+    account = "111122223333"
+    role = f"arn:aws:iam::{account}:role/service-role/ml-role"
+    deployer_arn = f"arn:aws:iam::{account}:role/ci/deployer"
+    point = f"arn:aws:elasticfilesystem:eu-west-1:{account}:access-point/fsap-0a1b2c3d4e5f60718"
+    rows = mined(tmp_path, [
+        make_record(source="lambda.amazonaws.com", name="CreateFunction20150331",
+                    identity=assumed_role(deployer_arn, "GitHubActions"), params={
+                        "functionName": "scorer", "role": role, "runtime": "python3.12",
+                        "vpcConfig": {"subnetIds": ["subnet-0a1b2c3d4e5f60718"], "securityGroupIds": ["sg-0123456789abcdef0"]},
+                        "fileSystemConfigs": [{"arn": point, "localMountPath": "/mnt/models"}]}, recipientAccountId=account),
+    ])
+    policies = generate(rows)
+    got = grants(policies[role])
+    assert got["elasticfilesystem:ClientMount"] == got["elasticfilesystem:ClientWrite"] == {
+        f"arn:aws:elasticfilesystem:eu-west-1:{account}:file-system/*"}
+    assert "baseline:lambda-file-system" in policies[role].evidence["elasticfilesystem:ClientMount"].provenance
+    assert grants(policies[deployer_arn])["elasticfilesystem:DescribeMountTargets"] == {"*"}
 
 
 def test_a_function_logging_to_a_custom_log_group_may_write_there(tmp_path):
