@@ -204,9 +204,11 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
             _add_evidence(evidence, p.action, row, p.provenance, denied)
     notes = []
     if options.baseline and functions:
-        streams = {(group, row.region) for row, _ in used if (row.source, row.name) == ("logs.amazonaws.com", "CreateLogStream")
-                   and row.error_class != DENIED for key, group in row.fields if key == "logGroupName"}
-        for action, arn, why in _lambda_baseline(principal, functions, configs or _FunctionConfigs(), catalog, streams):
+        stream_groups = {(group, row.region) for row, _ in used if row.error_class != DENIED
+                         and (row.source, row.name) == ("logs.amazonaws.com", "CreateLogStream")
+                         for key, group in row.fields if key == "logGroupName"}
+        for action, arn, why in _lambda_baseline(principal, functions, configs or _FunctionConfigs(), catalog,
+                                                 stream_groups):
             grants[(action, False)].add(arn)
             if arn != "*":
                 regions[(action, False)].add(arn.split(":")[3])
@@ -243,8 +245,8 @@ def _policy(principal: str, used: list, functions: set[tuple[str, str]], options
 
 
 def _lambda_baseline(principal: str, functions: set[tuple[str, str]], configs: _FunctionConfigs,
-                     catalog: Catalog, streams: set[tuple[str, str]] = frozenset()) -> list[tuple[str, str, str]]:
-    """(action, resource, why) of the documented baseline (``lpgen/data/lambda_baseline.json``); ``streams``
+                     catalog: Catalog, stream_groups: set[tuple[str, str]] = frozenset()) -> list[tuple[str, str, str]]:
+    """(action, resource, why) of the documented baseline (``lpgen/data/lambda_baseline.json``); ``stream_groups``
     are the (log group, region) pairs in which the role created log streams."""
     parts = principal.split(":")
     partition, account = parts[1], parts[4]
@@ -256,7 +258,7 @@ def _lambda_baseline(principal: str, functions: set[tuple[str, str]], configs: _
         arn = group if group.startswith("arn:") else f"arn:{partition}:logs:{region}:{account}:log-group:{group}"
         return [(action, f"{arn.removesuffix(':*')}:*", "lambda-logs") for action in values("lambda_baseline.json", "logs")]
 
-    for group, region in sorted(streams):
+    for group, region in sorted(stream_groups):
         out += logs(group, region)
     for function, region in sorted(functions):
         for group in sorted(configs.log_groups.get(function) or {f"/aws/lambda/{function}"}):
@@ -297,9 +299,10 @@ def _delivered(action: str, target: str, catalog: Catalog) -> list[str]:
 
 def _polled(action: str, source: str, catalog: Catalog) -> list[str]:
     """What Lambda polling ``source`` needs ``action`` on: ``*`` for an action without resource types
-    (``ListStreams``) or of another service (EC2's, for an MSK cluster); else the source, or for a Kinesis stream consumer (enhanced fan-out) the stream
-    it reads where the action takes a stream; nothing where it takes neither (``SubscribeToShard``
-    reads through a consumer, which a plain stream source has not)."""
+    (``ListStreams``) or of another service (EC2's, for an MSK cluster); else the source, or for a
+    Kinesis stream consumer (enhanced fan-out) the stream it reads where the action takes a stream;
+    nothing where it takes neither (``SubscribeToShard`` reads through a consumer, which a plain
+    stream source has not)."""
     if not catalog.resource_types_for(action) or action.split(":")[0] != source.split(":")[2]:
         return ["*"]  # no resource; or another service's (an MSK cluster's network interfaces, which no record names)
     stream, through_consumer, _ = source.partition("/consumer/")
