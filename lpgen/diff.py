@@ -17,13 +17,13 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from deepdiff import DeepDiff
 
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.expand import Expanded, covers
-from lpgen.generate import GeneratedPolicy, GenerateOptions, by_name, generate
+from lpgen.generate import GeneratedPolicy, GenerateOptions, Statement, by_name, generate, statement_sid
 from lpgen.mapping import NEVER, iam_paths, iam_twin, observability, row_mapper
 from lpgen.model import DENIED
 from lpgen.store import CoverageRow, UsageRow
@@ -66,15 +66,38 @@ class PrincipalDiff:
     judged: bool
     entries: tuple[Entry, ...]
     before: int  # granted actions
-    after: int  # actions in the recommended policy
+    after: int  # actions the principal needs: those of the generated policy (``kept`` holds the others recommended)
     unused_services: tuple[str, ...]
-    recommended: GeneratedPolicy | None
+    recommended: GeneratedPolicy | None  # generated from the principal's use
     document_diff: str
     notes: tuple[str, ...] = field(default=())
+    kept: tuple[Statement, ...] = ()  # unobservable grants, as attached (see kept_unobservable)
+    denies: tuple[dict, ...] = ()  # the attached Deny statements that narrow grants, kept in the proposal
 
     def counts(self) -> dict[str, int]:
         c = Counter(e.category for e in self.entries)
         return {k: c.get(k, 0) for k in CATEGORIES}
+
+    def kept_actions(self) -> int:
+        return len({a for s in self.kept for a in s.actions})
+
+    def proposed(self) -> dict | None:
+        """The recommended policy as a document: what the principal used, what CloudTrail cannot show kept as
+        granted, and the attached Deny statements that narrow grants (a kept grant on ``*`` must stay narrowed,
+        and a Deny never widens anything)."""
+        allows = [s.document() for s in (*(self.recommended.statements if self.recommended else ()), *self.kept)]
+        if not allows:
+            return None
+        sids = {s["Sid"] for s in allows}
+        denies = []
+        for deny in self.denies:
+            deny = dict(deny)
+            if deny.get("Sid") in sids or not deny.get("Sid"):  # Sids are unique within a policy
+                deny["Sid"] = next(f"KeptDeny{n}" for n in range(1, len(sids) + len(self.denies) + 2)
+                                   if f"KeptDeny{n}" not in sids)
+            sids.add(deny["Sid"])
+            denies.append(deny)
+        return {"Version": "2012-10-17", "Statement": allows + denies}
 
 
 def _granted_by_id(patterns: list[str], used: str) -> bool:
@@ -169,21 +192,60 @@ def diff(principal: str, rows: list[UsageRow], expanded: Expanded, coverage: lis
                 entries.append(Entry(action=action, category=MISSING, used_on=tuple(uncovered), why=why))
     unused_services = sorted({e.action.split(":", 1)[0] for e in entries if e.category == UNUSED}
                              - {a.split(":", 1)[0] for a in used})
-    document_diff = ""
-    if attached_documents is not None and recommended is not None:
+    kept, kept_notes = kept_unobservable(entries, expanded, recommended)
+    result = PrincipalDiff(principal=principal, window=window, judged=judged,
+                           entries=tuple(sorted(entries, key=lambda e: (CATEGORIES.index(e.category), e.action))),
+                           before=len(granted_actions), after=len(recommended_resources),
+                           unused_services=tuple(unused_services), recommended=recommended, document_diff="",
+                           notes=(*expanded.notes, *kept_notes, *(() if judged else (
+                               f"nothing is called unused: the window covers {window.days} day(s), fewer than "
+                               f"--min-days {options.min_days}",))), kept=kept, denies=expanded.denies)
+    proposed = result.proposed()
+    if attached_documents is not None and proposed is not None:
         before = [s for doc in attached_documents.values() for s in _comparable(doc)]
-        after = _comparable(recommended.document())
-        document_diff = DeepDiff({"statements": before}, {"statements": after}, ignore_order=True,
-                                 verbose_level=2).pretty()
-    notes = list(expanded.notes)
-    if not judged:
-        notes.append(f"nothing is called unused: the window covers {window.days} day(s), fewer than --min-days "
-                     f"{options.min_days}")
-    return PrincipalDiff(principal=principal, window=window, judged=judged,
-                         entries=tuple(sorted(entries, key=lambda e: (CATEGORIES.index(e.category), e.action))),
-                         before=len(granted_actions), after=len(recommended_resources), unused_services=tuple(
-                             unused_services), recommended=recommended, document_diff=document_diff,
-                         notes=tuple(notes))
+        result = replace(result, document_diff=DeepDiff({"statements": before}, {"statements": _comparable(proposed)},
+                                                        ignore_order=True, verbose_level=2).pretty())
+    return result
+
+
+#: How a grant that CloudTrail cannot show is kept when it is granted with NotResource (a note, not a statement).
+BY_HAND = "granted with NotResource and not observable: keep it by hand"
+
+
+def kept_unobservable(entries: list[Entry], expanded: Expanded,
+                      recommended: GeneratedPolicy | None) -> tuple[tuple[Statement, ...], tuple[str, ...]]:
+    """The grants of actions CloudTrail could not show, as attached (conditions included), and notes.
+
+    The diff never recommends removing what the trail cannot judge, so the recommended policy keeps
+    them; an action the generated policy already grants (the Lambda baseline, scoped) is not kept again."""
+    generated = {a for s in (recommended.statements if recommended else ()) for a in s.actions}
+    grouped: dict[tuple[tuple[str, ...], str], set[str]] = defaultdict(set)  # (resources, conditions) → actions
+    notes = []
+    for e in entries:
+        if e.category != UNOBSERVABLE or e.action in generated:
+            continue
+        for grant in expanded.grants.get(e.action, ()):
+            if grant.not_resources:
+                notes.append(f"{e.action}: {BY_HAND}")
+            else:
+                grouped[(grant.resources, grant.conditions)].add(e.action)
+    statements, used_sids = [], Counter()
+    for (resources, conditions), actions in sorted(grouped.items(), key=lambda kv: (sorted(kv[1])[0], kv[0])):
+        sid = statement_sid(actions, resources, False) + ("KeptConditional" if conditions else "Kept")
+        used_sids[sid] += 1
+        statements.append(Statement(sid=sid if used_sids[sid] == 1 else f"{sid}{used_sids[sid]}",
+                                    actions=tuple(sorted(actions)), resources=resources,
+                                    conditions=condition_tuples(conditions)))
+    return tuple(statements), tuple(dict.fromkeys(notes))
+
+
+def condition_tuples(compact: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """A Condition block (compact JSON, as :class:`lpgen.expand.Grant` keeps it) as Statement conditions."""
+    out = []
+    for operator, keys in sorted(json.loads(compact).items()) if compact else ():
+        for key, value in sorted(keys.items()):
+            out.append((operator, key, tuple(value) if isinstance(value, list) else (str(value),)))
+    return tuple(out)
 
 
 def _comparable(document: dict) -> list[dict]:
@@ -220,12 +282,13 @@ def render_diff(d: PrincipalDiff, fmt: str = "text") -> str:
     if fmt == "json":
         return json.dumps({
             "principal": d.principal, "judged": d.judged, "counts": d.counts(), "before": d.before, "after": d.after,
+            "kept": d.kept_actions(),
             "window": {"first": d.window.first, "last": d.window.last, "days": d.window.days,
                        "regions": list(d.window.regions), "accounts": list(d.window.accounts)},
             "unused_services": list(d.unused_services), "notes": list(d.notes),
             "entries": [{"action": e.action, "category": e.category, "granted_on": list(e.granted_on),
                          "used_on": list(e.used_on), "why": e.why} for e in d.entries],
-            "recommended": d.recommended.document() if d.recommended else None,
+            "recommended": d.proposed(),
         }, indent=2, sort_keys=True) + "\n"
     md = fmt == "md"
     head = f"## {d.principal}" if md else d.principal
@@ -233,7 +296,8 @@ def render_diff(d: PrincipalDiff, fmt: str = "text") -> str:
     lines = [head, "",
              f"window: {d.window.first} .. {d.window.last}, {d.window.days} days, regions "
              f"{', '.join(d.window.regions) or '-'}" + ("" if d.judged else " (too short to call anything unused)"),
-             "granted actions: {} → recommended: {}".format(d.before, d.after),
+             "granted actions: {} → recommended: {}".format(d.before, d.after)
+             + (f" (and {d.kept_actions()} kept as granted: CloudTrail could not show them)" if d.kept else ""),
              "counts: " + ", ".join(f"{k} {v}" for k, v in c.items() if v)]
     if d.unused_services:
         lines.append("unused services: " + ", ".join(d.unused_services))

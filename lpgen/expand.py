@@ -35,6 +35,7 @@ class Expanded:
     grants: dict[str, tuple[Grant, ...]] = field(default_factory=dict)  # effective allows by action
     notes: tuple[str, ...] = ()
     unknown_actions: tuple[str, ...] = ()  # patterns in the policies that match no catalogue action
+    denies: tuple[dict, ...] = ()  # Deny statements that narrow grants without removing them (not evaluated)
 
     def actions(self) -> list[str]:
         return sorted(self.grants)
@@ -72,6 +73,7 @@ def expand(attached: Attached, catalog: Catalog | None = None) -> Expanded:
     catalog = catalog or load_catalog()
     allows: dict[str, list[Grant]] = defaultdict(list)
     denied_everywhere: set[str] = set()
+    denies: list[dict] = []
     notes: list[str] = []
     unknown: set[str] = set()
     for policy in attached.policies:
@@ -87,6 +89,7 @@ def expand(attached: Attached, catalog: Catalog | None = None) -> Expanded:
                 elif actions:
                     notes.append(f"{label}: a Deny of {len(actions)} action(s) on {', '.join(resources or not_resources)}"
                                  + (" under conditions" if conditions else "") + " narrows some grants (not evaluated)")
+                    denies.append(s)
                 continue
             if s.get("Effect") != "Allow":
                 continue
@@ -108,7 +111,7 @@ def expand(attached: Attached, catalog: Catalog | None = None) -> Expanded:
     if removed:
         notes.append(f"{removed} granted action(s) removed by an explicit Deny or the boundary")
     return Expanded(principal=attached.principal, grants=grants, notes=tuple(notes),
-                    unknown_actions=tuple(sorted(unknown)))
+                    unknown_actions=tuple(sorted(unknown)), denies=tuple(denies))
 
 
 def covers(patterns: list[str] | tuple[str, ...], arn: str) -> bool:

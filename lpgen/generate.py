@@ -345,7 +345,7 @@ def _statements(grants, conditions, options: GenerateOptions, catalog: Catalog) 
     ordered = sorted(groups.items(), key=lambda kv: (kv[0][2], sorted(kv[1])[0], kv[0][0], kv[0][1]))
     statements, used_sids = [], defaultdict(int)
     for (resources, conds, denied), actions in ordered:
-        sid = _sid(actions, resources, denied)
+        sid = statement_sid(actions, resources, denied)
         used_sids[sid] += 1
         if used_sids[sid] > 1:
             sid = f"{sid}{used_sids[sid]}"
@@ -360,7 +360,8 @@ def _merge_conditions(found: set[tuple[str, str, str]]) -> tuple[tuple[str, str,
     return tuple((op, key, tuple(sorted(values))) for (op, key), values in sorted(merged.items()))
 
 
-def _sid(actions: set[str], resources: tuple[str, ...], denied: bool) -> str:
+def statement_sid(actions: set[str], resources: tuple[str, ...], denied: bool) -> str:
+    """A statement's Sid from its content: the services, and whether it is scoped."""
     prefixes = sorted({a.split(":", 1)[0] for a in actions})
     name = "".join(re.sub(r"[^A-Za-z0-9]", "", p.title()) for p in prefixes[:3]) or "Actions"
     scope = "AnyResource" if resources == ("*",) else "Scoped"

@@ -139,8 +139,8 @@ def _principal_markdown(p: PrincipalReport) -> list[str]:
             lines.append(f"- {_code(e.action)}" + (f" — {_md(e.why)}" if e.why else ""))
         if len(group) > SHOWN_ACTIONS:
             lines.append(f"- ... and {len(group) - SHOWN_ACTIONS} more (`--format json` lists all)")
-    if p.diff.recommended is not None:
-        lines += ["", "Recommended policy:", "", "```json", _inert_json(p.diff.recommended.document()), "```"]
+    if p.diff.proposed() is not None:
+        lines += ["", "Recommended policy:", "", "```json", _inert_json(p.diff.proposed()), "```"]
     return lines
 
 
@@ -201,7 +201,7 @@ def _principal_dict(p: PrincipalReport) -> dict:
         "entries": [{"action": e.action, "category": e.category, "granted_on": list(e.granted_on),
                      "used_on": list(e.used_on), "why": e.why}
                     for e in kept],
-        "recommended": p.diff.recommended.document() if p.diff.recommended else None,
+        "recommended": p.diff.proposed(),
         "evidence": {a: {"calls": list(e.calls), "count": e.count, "denied": e.denied, "first_seen": e.first_seen,
                          "last_seen": e.last_seen, "regions": list(e.regions), "samples": list(e.samples),
                          "provenance": list(e.provenance)}

@@ -13,7 +13,6 @@ Pure except :func:`match_live` (CloudFormation and IAM reads through a client fa
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from lpgen.attached import Attached
 from lpgen.catalog import Catalog, load_catalog
 from lpgen.data_files import values
 from lpgen.diff import (
+    BY_HAND,
     MISSING,
     OVER_BROAD,
     UNOBSERVABLE,
@@ -32,11 +32,11 @@ from lpgen.diff import (
     PrincipalDiff,
     diff,
 )
-from lpgen.expand import Expanded, covers, expand
+from lpgen.expand import covers, expand
 from lpgen.findings import Finding, Location, sort_key
 from lpgen.generate import (  # the Sids generate writes, for the same statements
     Statement,
-    _sid,
+    statement_sid,
 )
 from lpgen.policy_formats import (
     _sub,  # ARNs of the template's own account and region as !Sub
@@ -296,7 +296,7 @@ def review(template: Template, options: ReviewOptions | None = None, rows: list[
             continue
         expanded = expand(fn.attached(role), catalog)
         result = diff(role, rows, expanded, coverage or [], options.diff, catalog)
-        item = _function_review(fn, role, how, result, expanded, model, catalog)
+        item = _function_review(fn, role, how, result, model, catalog)
         findings += _usage_findings(item, model, catalog)
         reviews.append(item)
     notes = []
@@ -308,34 +308,30 @@ def review(template: Template, options: ReviewOptions | None = None, rows: list[
                   with_usage=True, notes=tuple(notes))
 
 
-def _function_review(fn: Function, role: str, how: str, result: PrincipalDiff, expanded: Expanded, model: Model,
+def _function_review(fn: Function, role: str, how: str, result: PrincipalDiff, model: Model,
                      catalog: Catalog) -> FunctionReview:
     needed: set[tuple[str, str]] = set()
-    conditional: dict[tuple[tuple[str, ...], str], set[str]] = defaultdict(set)  # (resources, conditions) → actions
+    conditional: dict[tuple[tuple[str, ...], tuple], set[str]] = defaultdict(set)  # (resources, conditions) → actions
     notes = []
     for s in result.recommended.statements if result.recommended else ():
         if s.conditions:
             notes.append(f"{s.sid}: conditions are left out of the proposal")
         needed |= {(a, r) for a in s.actions for r in s.resources}
     implicit = expand(Attached(principal=role, policies=tuple(p.policy for p in fn.policies if p.implicit)), catalog)
-    for e in result.entries:
-        if e.category != UNOBSERVABLE:
-            continue
-        # Never recommend removing what CloudTrail cannot show: keep it as granted, conditions included.
-        for grant in expanded.grants.get(e.action, ()):
-            if grant.not_resources:
-                notes.append(f"{e.action}: granted with NotResource and not observable: keep it by hand")
-            elif grant.conditions:
-                conditional[(grant.resources, grant.conditions)].add(e.action)
-            else:
-                needed |= {(e.action, r) for r in grant.resources}
+    # Never recommend removing what CloudTrail cannot show: the diff keeps it as granted, conditions included.
+    notes += [n for n in result.notes if n.endswith(BY_HAND)]
+    for s in result.kept:
+        if s.conditions:
+            conditional[(s.resources, s.conditions)].update(s.actions)
+        else:
+            needed |= {(a, r) for a in s.actions for r in s.resources}
     needed = {(a, r) for a, r in needed if not covers(implicit.patterns(a), r)}
     kept = []
     for (resources, conditions), actions in sorted(conditional.items()):
         actions = {a for a in actions if not all(covers(implicit.patterns(a), r) for r in resources)}
         if actions:
-            kept.append(Statement(sid=_sid(actions, resources, False) + "Conditional", actions=tuple(sorted(actions)),
-                                  resources=resources, conditions=_conditions(conditions)))
+            kept.append(Statement(sid=statement_sid(actions, resources, False) + "Conditional",
+                                  actions=tuple(sorted(actions)), resources=resources, conditions=conditions))
             needed |= {(a, r) for a in actions for r in resources}
     if not fn.implicit_role:
         notes.append("the function runs as an explicit role: change that role's policies (no patch is written)")
@@ -346,15 +342,6 @@ def _function_review(fn: Function, role: str, how: str, result: PrincipalDiff, e
                 + [PolicyItem(deny=d) for d in _denies(fn)])
     return FunctionReview(function=fn, role=role, matched_by=how, diff=result, proposed=tuple(proposed),
                           needed=frozenset(needed), notes=tuple(notes))
-
-
-def _conditions(compact: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
-    """A Condition block (compact JSON, as :class:`lpgen.expand.Grant` keeps it) as Statement conditions."""
-    out = []
-    for operator, keys in sorted(json.loads(compact).items()):
-        for key, value in sorted(keys.items()):
-            out.append((operator, key, tuple(value) if isinstance(value, list) else (str(value),)))
-    return tuple(out)
 
 
 def _usage_findings(item: FunctionReview, model: Model, catalog: Catalog) -> list[Finding]:
@@ -541,7 +528,7 @@ def _statements(pairs: set[tuple[str, str]]) -> list[Statement]:
         groups[tuple(sorted(rs))].add(a)
     out, used = [], Counter()
     for resources, actions in sorted(groups.items(), key=lambda kv: (min(kv[1]), kv[0])):
-        sid = _sid(actions, resources, False)
+        sid = statement_sid(actions, resources, False)
         used[sid] += 1
         out.append(Statement(sid=sid if used[sid] == 1 else f"{sid}{used[sid]}", actions=tuple(sorted(actions)),
                              resources=resources))

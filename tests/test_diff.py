@@ -52,7 +52,27 @@ def test_s3_full_access_reading_one_prefix(store):
     assert {"s3:DeleteObject", "s3:PutBucketPolicy", "s3:CreateBucket"} <= cats[UNUSED]
     reads = [s for s in d.recommended.statements if "s3:GetObject" in s.actions]
     assert [s.resources for s in reads] == [("arn:aws:s3:::acme-reports-prod/reports/*",)]  # a time series
+    # what it used, and the S3 Object Lambda actions (data events this trail did not log) kept as granted
     assert d.before > 150 and d.after < 10
+    assert {a.split(":")[0] for s in d.kept for a in s.actions} == {"s3-object-lambda"}
+    assert f"→ recommended: {d.after} (and {d.kept_actions()} kept as granted" in render_diff(d)
+
+
+def test_the_recommended_policy_keeps_what_cloudtrail_could_not_show_as_granted(store):
+    # Unobservable is never recommended for removal: not in the entries, not in the recommended document, not in
+    # the document diff. A Lambda function's S3 reads, with S3 data events not logged, would otherwise be dropped.
+    d = demo_diff(store, READER, DiffOptions(min_days=7, data_events=frozenset()))
+    proposed = d.proposed()
+    kept = {a: s["Resource"] for s in proposed["Statement"] if s["Sid"].endswith("Kept")
+            for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert kept["s3:DeleteObject"] == kept["s3:PutObject"] == "*"  # as S3FullAccess grants them
+    assert "s3:PutBucketPolicy" not in kept  # a management event: judged, and unused
+    assert "s3:GetObject" not in kept  # used: the generated statement scopes it
+    # the attached Deny of the finance data stays: the kept s3:DeleteObject on * must not reach it
+    denies = [s for s in proposed["Statement"] if s["Effect"] == "Deny"]
+    assert [(s["Action"], s["Resource"]) for s in denies] == [("s3:*", "arn:aws:s3:::acme-reports-prod/finance/*")]
+    assert len({s["Sid"] for s in proposed["Statement"]}) == len(proposed["Statement"])
+    assert json.loads(render_diff(d, "json"))["recommended"] == proposed
 
 
 def test_data_events_the_trail_did_not_log_are_unobservable_not_unused(store):
