@@ -21,9 +21,13 @@ json_values = st.recursive(
     max_leaves=25,
 )
 SOURCES = ["s3.amazonaws.com", "dynamodb.amazonaws.com", "kms.amazonaws.com", "lambda.amazonaws.com",
-           "apigateway.amazonaws.com", "ec2.amazonaws.com", "sqs.amazonaws.com", "nonexistent.amazonaws.com"]
+           "apigateway.amazonaws.com", "ec2.amazonaws.com", "sqs.amazonaws.com", "nonexistent.amazonaws.com",
+           "sts.amazonaws.com", "redshift-data.amazonaws.com", "redshift.amazonaws.com", "secretsmanager.amazonaws.com",
+           "bedrock.amazonaws.com", "codeartifact.amazonaws.com"]
 NAMES = ["GetObject", "CopyObject", "TransactWriteItems", "ExecuteStatement", "ReEncrypt", "RunInstances",
-         "GetFunction20150331v2", "CreateRestApi", "DeleteMessageBatch", "HeadObject", "Bogus"]
+         "GetFunction20150331v2", "CreateRestApi", "DeleteMessageBatch", "HeadObject", "Bogus", "AssumeRole",
+         "CreateBucket", "GetClusterCredentials", "CreateSecret", "RotateSecret", "BatchGetSecretValue", "Converse",
+         "GetAuthorizationToken"]
 settings.register_profile("lpgen", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("lpgen")
 
@@ -55,7 +59,11 @@ def test_any_record_maps_to_catalogue_actions_or_is_a_bad_record(overrides, sour
        st.lists(st.tuples(st.sampled_from(["bucketName", "key", "tableName", "transactItems.put.tableName",
                                            "requestItems.operation", "statement", "sourceKeyId", "arn",
                                            "arnPrefix", "x-amz-copy-source", "versionId", "functionName",
-                                           "imageId", "restApiId", "apiId", "queueUrl"]),
+                                           "imageId", "restApiId", "apiId", "queueUrl", "roleArn", "tags",
+                                           "sourceIdentity", "x-amz-acl", "x-amz-bucket-object-lock-enabled",
+                                           "clusterIdentifier", "dbUser", "dbGroups", "database", "autoCreate",
+                                           "secretArn", "workgroupName", "secretIdList", "modelId",
+                                           "addReplicaRegions", "rotationLambdaARN", "kmsKeyId"]),
                           st.text(max_size=30)), max_size=6))
 def test_any_fields_map_to_catalogue_actions(source, name, fields):
     catalog = load_catalog()
