@@ -439,9 +439,14 @@ def test_mine_lake_polls_reads_every_page_and_prints_the_bytes_scanned(demo_db, 
                       {"QueryId": LQ, "MaxQueryResults": 1000})
     stub.add_response("get_query_results", {"QueryResultRows": rows[50:]},
                       {"QueryId": LQ, "MaxQueryResults": 1000, "NextToken": "page-2"})
+    # One instant for both runs: each queries up to an hour before now, so a second run a second later would ask for
+    # that second (and fail the stub) rather than find the window known.
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
     with stub, UsageStore(tmp_path / "s.db") as store:
-        report = mine([lake_source(client)], store)
-        again = mine([lake_source(client)], store)  # no response left: a second query would fail the stub
+        report = mine([lake_source(client, now=now)], store)
+        again = mine([lake_source(client, now=now)], store)  # no response left: a second query would fail the stub
         mined = store.contents()
     assert not report.problems and report.records == sum(r[3] for r in demo_local["coverage"])
     assert "scanned 117.7 MiB (CloudTrail Lake BytesScanned)" in " ".join(report.notes)
