@@ -411,10 +411,12 @@ def _literal_regex(text: str) -> str:
     return ".*".join(re.escape(chunk) for chunk in text.split("*"))
 
 
+@functools.lru_cache(maxsize=None)  # formats are few; ARN matching asks for them once per ARN mapped
 def _literal_length(fmt: str) -> int:
     return len(_VARIABLE.sub("", fmt).replace("*", ""))
 
 
+@functools.lru_cache(maxsize=None)
 def _shape(fmt: str) -> str:
     """A format with its variable names erased, to compare formats structurally."""
     return _VARIABLE.sub("${}", fmt)

@@ -49,6 +49,7 @@ _PARTITION_PREFIXES = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-iso-",
                        ("eu-isoe-", "aws-iso-e"), ("us-isof-", "aws-iso-f"), ("eusc-", "aws-eusc"))
 
 
+@functools.lru_cache(maxsize=1024)  # asked once per call mapped; regions are few
 def partition_of_region(region: str | None) -> str:
     """The partition a region belongs to: its ARNs' second field."""
     if region:
