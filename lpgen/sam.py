@@ -193,6 +193,7 @@ def _function(template: Template, resolver: Resolver, logical: str, kind: str, p
                                                     document=document),
                                       line=template.line(base + ("DeadLetterQueue",)), origin="implicit (SAM DLQ)",
                                       implicit=True))
+    policies += _invoke_destinations(template, resolver, logical, props)
     raw = props.get("Policies")
     items = raw if isinstance(raw, list) else [] if raw is None else [raw]
     for i, item in enumerate(items):
@@ -206,6 +207,47 @@ def _function(template: Template, resolver: Resolver, logical: str, kind: str, p
     return Function(logical_id=logical, type=kind, line=template.line(("Resources", logical)), name=name,
                     policies=(*policies, *connectors), policies_path=base + ("Policies",), boundary=boundary,
                     notes=tuple(notes))
+
+
+#: What SAM grants a function's role for each asynchronous-invocation destination (EventInvokeConfig
+#: DestinationConfig OnSuccess/OnFailure), by destination Type: (action, suffix of the destination's ARN).
+#: aws-sam-translator writes one inline policy per destination; tests compare these with its output.
+_DESTINATION_GRANTS = {
+    "SQS": (("sqs:SendMessage", ""),),
+    "SNS": (("sns:Publish", ""),),
+    "Lambda": (("lambda:InvokeFunction", ""),),
+    "EventBridge": (("events:PutEvents", ""),),
+    "S3Bucket": (("s3:PutObject", "/*"), ("s3:ListBucket", "")),
+}
+#: A destination SAM creates when the template gives none: (resource type, logical-id suffix, attribute).
+_CREATED_DESTINATIONS = {"SQS": ("AWS::SQS::Queue", "Queue", "Arn"), "SNS": ("AWS::SNS::Topic", "Topic", "Ref")}
+
+
+def _invoke_destinations(template: Template, resolver: Resolver, logical: str, props: dict) -> list[SourcedPolicy]:
+    """The inline policies SAM adds to the implicit role for the function's asynchronous-invocation destinations."""
+    config = props.get("EventInvokeConfig")
+    destinations = config.get("DestinationConfig") if isinstance(config, dict) else None
+    out = []
+    for when in ("OnSuccess", "OnFailure"):
+        dest = destinations.get(when) if isinstance(destinations, dict) else None
+        kind = resolver.string(dest.get("Type")) if isinstance(dest, dict) and "Type" in dest else None
+        if kind not in _DESTINATION_GRANTS:
+            continue
+        if "Destination" in dest:
+            target = resolver.string(dest["Destination"])
+        elif kind in _CREATED_DESTINATIONS:
+            cfn_type, suffix, attribute = _CREATED_DESTINATIONS[kind]
+            target = resolver.created_attribute(f"{logical}EventInvokeConfig{when}{suffix}", cfn_type, attribute)
+        else:
+            continue
+        document = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": action, "Resource": target + tail} for action, tail in _DESTINATION_GRANTS[kind]]}
+        out.append(SourcedPolicy(
+            policy=Policy(name=f"{logical}EventInvokeConfig{when}{'S3' if kind == 'S3Bucket' else kind}Policy",
+                          kind="inline", document=document),
+            line=template.line(("Resources", logical, "Properties", "EventInvokeConfig", "DestinationConfig", when)),
+            origin=f"implicit (SAM EventInvokeConfig {when})", implicit=True))
+    return out
 
 
 def _boundary(props: dict, resolver: Resolver, notes: list[str]) -> Policy | None:

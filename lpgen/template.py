@@ -274,6 +274,11 @@ class Resolver:
             return f"${{{name}.{attribute}}}"
         return self._attribute(name, resource, attribute)
 
+    def created_attribute(self, logical: str, kind: str, attribute: str) -> str:
+        """An attribute of a resource of type ``kind`` that a transform adds to the template (SAM's queue for an
+        EventInvokeConfig destination it is not given), named as CloudFormation names it."""
+        return self._attribute(logical, {"Type": kind, "Properties": {}}, attribute)
+
     def _attribute(self, logical: str, resource: dict, attribute: str) -> str:
         spec = resource_spec(resource.get("Type", ""))
         symbolic = f"${{{logical}}}" if attribute == "Ref" else f"${{{logical}.{attribute}}}"

@@ -231,6 +231,67 @@ Resources:
     assert prod.policies[-1].policy.name == "AmazonS3FullAccess"
 
 
+EVENT_INVOKE_TEMPLATE = {
+    "AWSTemplateFormatVersion": "2010-09-09", "Transform": "AWS::Serverless-2016-10-31",
+    "Resources": {
+        "Fanout": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Runtime": "python3.12", "Handler": "app.handler", "CodeUri": "s3://artifacts/fanout.zip",
+            "EventInvokeConfig": {"MaximumRetryAttempts": 1, "DestinationConfig": {
+                "OnSuccess": {"Type": "SQS", "Destination": "arn:aws:sqs:us-east-1:123456789012:fanout-done"},
+                "OnFailure": {"Type": "SNS"}}}}},  # SAM creates the topic
+        "Chain": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Runtime": "python3.12", "Handler": "app.handler", "CodeUri": "s3://artifacts/chain.zip",
+            "EventInvokeConfig": {"DestinationConfig": {
+                "OnSuccess": {"Type": "Lambda", "Destination": {"Fn::GetAtt": ["Fanout", "Arn"]}},
+                "OnFailure": {"Type": "S3Bucket", "Destination": "arn:aws:s3:::failed-invocations"}}}}},
+        "Notify": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Runtime": "python3.12", "Handler": "app.handler", "CodeUri": "s3://artifacts/notify.zip",
+            "EventInvokeConfig": {"DestinationConfig": {
+                "OnSuccess": {"Type": "EventBridge",
+                              "Destination": "arn:aws:events:us-east-1:123456789012:event-bus/orders"},
+                "OnFailure": {"Type": "SQS"}}}}},  # SAM creates the queue
+    },
+}
+
+
+def _as_lpgen_string(value) -> str:
+    """An intrinsic in aws-sam-translator's output, as lpgen's resolver writes what it cannot resolve."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return "${%s.%s}" % tuple(value["Fn::GetAtt"])
+    if isinstance(value, dict) and "Ref" in value:
+        return "${%s}" % value["Ref"]
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_as_lpgen_string(p) for p in parts)
+    return value
+
+
+def test_event_invoke_destinations_grant_what_aws_sam_translator_grants(monkeypatch):
+    # SAM adds an inline policy to the implicit role per asynchronous-invocation destination (and creates the queue or
+    # topic it is not given). The review's model must hold the same grants, checked against the translator itself.
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+        def get_managed_policy_map(self):
+            return {}
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    translated = transform(json.loads(json.dumps(EVENT_INVOKE_TEMPLATE)), {}, NoManagedPolicies())
+    model = analyse(parse_template(json.dumps(EVENT_INVOKE_TEMPLATE)), pseudo=CASE_PSEUDO)
+    for fn in model.functions:
+        sam = {(p["PolicyName"], s["Action"].lower(), _as_lpgen_string(s["Resource"]))
+               for p in translated["Resources"][f"{fn.logical_id}Role"]["Properties"]["Policies"]
+               if "EventInvokeConfig" in p["PolicyName"] for s in p["PolicyDocument"]["Statement"]}
+        ours = {(p.policy.name, s["Action"].lower(), s["Resource"]) for p in fn.policies
+                if p.origin.startswith("implicit (SAM EventInvokeConfig") for s in p.policy.document["Statement"]}
+        assert ours == sam and len(ours) >= 2, fn.logical_id
+    fanout = next(fn for fn in model.functions if fn.logical_id == "Fanout")
+    assert expand(fanout.attached()).patterns("sqs:SendMessage") == ["arn:aws:sqs:us-east-1:123456789012:fanout-done"]
+
+
 def test_an_unknown_sam_policy_template_is_reported_not_guessed():
     text = ("Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      Policies:\n"
             "        - S3ReadPolicyy: {BucketName: b}\n")
