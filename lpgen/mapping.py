@@ -496,10 +496,12 @@ def _named(service: str, template: str, *keys: str):
     return build
 
 
+_efs_file_systems = _named("elasticfilesystem", "file-system/{}", "fileSystemId")
+_efs_access_points = _named("elasticfilesystem", "access-point/{}", "accessPointId")
+
+
 def _efs(call: Call) -> list[str]:
-    return [_arn(call, "elasticfilesystem", f"{kind}/{v}") for kind, key in (("file-system", "fileSystemId"),
-                                                                             ("access-point", "accessPointId"))
-            for v in call.ending(key) if not v.startswith("arn:")]
+    return _efs_file_systems(call) + _efs_access_points(call)
 
 
 def _redshift(call: Call) -> list[str]:

@@ -256,8 +256,8 @@ def _principal_section(i: int, p: PrincipalReport) -> str:
             + (f": {esc(', '.join(f.items[:SHOWN_ACTIONS]))}{' …' if len(f.items) > SHOWN_ACTIONS else ''}"
                if f.items else "") + "</li>" for f in p.findings) + "</ul>")
     out.append("<h3>Usage graph</h3>" + _usage_graph(p))
-    if d.proposed() is not None:
-        out.append("<h3>Recommended policy</h3><pre>" + esc(json.dumps(d.proposed(), indent=2, sort_keys=True))
+    if (proposed := d.proposed()) is not None:
+        out.append("<h3>Recommended policy</h3><pre>" + esc(json.dumps(proposed, indent=2, sort_keys=True))
                    + "</pre>")
     out.append("<h3>Diff</h3>" + _diff_list(p))
     if d.recommended is not None and d.recommended.evidence:

@@ -139,8 +139,8 @@ def _principal_markdown(p: PrincipalReport) -> list[str]:
             lines.append(f"- {_code(e.action)}" + (f" — {_md(e.why)}" if e.why else ""))
         if len(group) > SHOWN_ACTIONS:
             lines.append(f"- ... and {len(group) - SHOWN_ACTIONS} more (`--format json` lists all)")
-    if p.diff.proposed() is not None:
-        lines += ["", "Recommended policy:", "", "```json", _inert_json(p.diff.proposed()), "```"]
+    if (proposed := p.diff.proposed()) is not None:
+        lines += ["", "Recommended policy:", "", "```json", _inert_json(proposed), "```"]
     return lines
 
 

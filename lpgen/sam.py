@@ -186,9 +186,7 @@ def _function(template: Template, resolver: Resolver, logical: str, kind: str, p
                                       expanded=document is not None, implicit=True))
     dlq = props.get("DeadLetterQueue")
     if isinstance(dlq, dict) and "TargetArn" in dlq:
-        action = "sqs:SendMessage" if dlq.get("Type") == "SQS" else "sns:Publish"
-        document = {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": action, "Resource": resolver.string(dlq["TargetArn"])}]}
+        document = _delivery_document("SQS" if dlq.get("Type") == "SQS" else "SNS", resolver.string(dlq["TargetArn"]))
         policies.append(SourcedPolicy(policy=Policy(name=f"{logical}RolePolicy-dlq", kind="inline",
                                                     document=document),
                                       line=template.line(base + ("DeadLetterQueue",)), origin="implicit (SAM DLQ)",
@@ -210,7 +208,8 @@ def _function(template: Template, resolver: Resolver, logical: str, kind: str, p
 
 
 #: What SAM grants a function's role for each asynchronous-invocation destination (EventInvokeConfig
-#: DestinationConfig OnSuccess/OnFailure), by destination Type: (action, suffix of the destination's ARN).
+#: DestinationConfig OnSuccess/OnFailure) and for its DeadLetterQueue (SQS or SNS), by destination Type:
+#: (action, suffix of the destination's ARN).
 #: aws-sam-translator writes one inline policy per destination; tests compare these with its output.
 _DESTINATION_GRANTS = {
     "SQS": (("sqs:SendMessage", ""),),
@@ -221,6 +220,13 @@ _DESTINATION_GRANTS = {
 }
 #: A destination SAM creates when the template gives none: (resource type, logical-id suffix, attribute).
 _CREATED_DESTINATIONS = {"SQS": ("AWS::SQS::Queue", "Queue", "Arn"), "SNS": ("AWS::SNS::Topic", "Topic", "Ref")}
+
+
+def _delivery_document(kind: str, target: str) -> dict:
+    """The statements SAM writes for Lambda to deliver records to ``target`` of ``kind`` (dead-letter queue or topic,
+    asynchronous-invocation destination)."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": action, "Resource": target + tail} for action, tail in _DESTINATION_GRANTS[kind]]}
 
 
 def _invoke_destinations(template: Template, resolver: Resolver, logical: str, props: dict) -> list[SourcedPolicy]:
@@ -240,11 +246,9 @@ def _invoke_destinations(template: Template, resolver: Resolver, logical: str, p
             target = resolver.created_attribute(f"{logical}EventInvokeConfig{when}{suffix}", cfn_type, attribute)
         else:
             continue
-        document = {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": action, "Resource": target + tail} for action, tail in _DESTINATION_GRANTS[kind]]}
         out.append(SourcedPolicy(
             policy=Policy(name=f"{logical}EventInvokeConfig{when}{'S3' if kind == 'S3Bucket' else kind}Policy",
-                          kind="inline", document=document),
+                          kind="inline", document=_delivery_document(kind, target)),
             line=template.line(("Resources", logical, "Properties", "EventInvokeConfig", "DestinationConfig", when)),
             origin=f"implicit (SAM EventInvokeConfig {when})", implicit=True))
     return out
