@@ -955,7 +955,8 @@ _RULE_NOTES = {"apigateway-http-verb": "API Gateway management calls are authori
 def _pass_role(call: Call, op: str, catalog: Catalog) -> list[Permission]:
     """``iam:PassRole`` on each role the call handed to a service (no CloudTrail event shows it)."""
     out = []
-    for entry in _side_permissions().get((call.source, op), ()):
+    entries = _side_permissions().get((call.source, op), ())
+    for entry in entries:
         roles = []
         named = [value for path in entry["fields"] for value in call.get(path)]
         if entry.get("profile") and named:  # an instance profile: its role is not in the request
@@ -969,11 +970,37 @@ def _pass_role(call: Call, op: str, catalog: Catalog) -> list[Permission]:
         if not roles and entry.get("always"):
             roles = [f"arn:{call.partition}:iam::{call.account}:role/*"]
         if roles:
-            p = _permission("iam:PassRole", call, catalog, "side:pass-role", entry["note"], roles, True,
-                            (("iam:PassedToService", entry["service"]),))
+            condition = (("iam:PassedToService", entry["service"]),) if entry["service"] else ()
+            p = _permission("iam:PassRole", call, catalog, "side:pass-role", entry["note"], roles, True, condition)
             if p is not None:
                 out.append(p)
+    listed = {path for entry in entries for path in entry["fields"]}
+    roles = sorted({value for path, value in call.fields if path not in listed and _hands_a_role(call.source, op, path, value)})
+    if roles:
+        p = _permission("iam:PassRole", call, catalog, "side:pass-role", _PASS_ROLE_BY_FIELD_NOTE, roles, True)
+        if p is not None:
+            out.append(p)
     return out
+
+
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+_PASS_ROLE_BY_FIELD_NOTE = "a role the request names for the service to use (a role field holding a role ARN)"
+
+
+@functools.cache
+def _pass_role_by_field() -> tuple[str, frozenset[str], tuple[str, ...]]:
+    rules = load("side_permissions.json")["pass_role_by_field"]["values"]
+    verbs = tuple(rules["read_verbs"]) + tuple(rules["release_verbs"])
+    return rules["field_contains"], frozenset(rules["not_sources"]), verbs
+
+
+def _hands_a_role(source: str, op: str, path: str, value: str) -> bool:
+    """Whether a request field hands a role to the service (``pass_role_by_field`` in side_permissions.json)."""
+    contains, not_sources, verbs = _pass_role_by_field()
+    if contains not in path.rsplit(".", 1)[-1].lower() or not _ROLE_ARN.fullmatch(value) or source in not_sources:
+        return False
+    verb = re.match(r"[A-Z][a-z]*", op)
+    return verb is None or verb.group() not in verbs
 
 
 def _kms_keys(call: Call, op: str, catalog: Catalog) -> list[Permission]:

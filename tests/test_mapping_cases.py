@@ -565,6 +565,41 @@ def test_call_that_hands_a_role_to_a_service_needs_pass_role(name, params, actio
     assert pass_role.conditions == (("iam:PassedToService", service),)
 
 
+@pytest.mark.parametrize(("name", "params", "roles", "condition"), [
+    pytest.param("CreateDBInstance", {"dBInstanceIdentifier": "orders-db"}, [role("rds-monitoring-role")], (),
+                 id="rds_enhanced_monitoring_role_created_through_cloudformation"),
+    pytest.param("StartBackupJob", {"backupVaultName": "orders-vault"},
+                 [role("service-role/AWSBackupDefaultServiceRole")], (), id="backup_job_role"),
+    pytest.param("CreateNodegroup", {"nodegroupName": "general"}, [role("eks-node-general")], (), id="eks_node_role"),
+    pytest.param("CreateCluster", {"clusterIdentifier": "analytics"},
+                 [role("redshift-copy-unload"), role("redshift-spectrum")], (), id="redshift_cluster_roles"),
+    pytest.param("PutRule", {"eventBusName": "default"}, [role("eventbridge-cross-bus")],
+                 (("iam:PassedToService", "events.amazonaws.com"),), id="eventbridge_rule_role"),
+    pytest.param("DeleteStack", {"stackName": "orders-service-preview-42"}, [role("cfn-orders-service-deploy")],
+                 (("iam:PassedToService", "cloudformation.amazonaws.com"),), id="cloudformation_delete_with_its_service_role"),
+    pytest.param("AddRoleToInstanceProfile", {"instanceProfileName": "build-runner"},
+                 [role("*/build-runner"), role("build-runner")], (), id="iam_role_put_in_an_instance_profile"),
+])
+def test_a_role_named_in_any_role_field_of_a_write_call_needs_pass_role(name, params, roles, condition):
+    # The IAM User Guide makes passing a role to a service need iam:PassRole whichever service it is: the table of
+    # known calls (with the service they pass to) is completed by any role field that holds a role ARN. Without
+    # it the deployer's next run fails, "not authorized to perform: iam:PassRole on resource: <the role>".
+    m = call("10", name, **params)
+    pass_role = m.permission("iam:PassRole")
+    assert (pass_role.side, pass_role.provenance, list(pass_role.resources), pass_role.conditions) == (
+        True, "side:pass-role", roles, condition)
+    assert m.mapping.status == "used" and m.side_actions == ["iam:PassRole"]
+
+
+@pytest.mark.parametrize(("name", "params"), [
+    pytest.param("RemoveRoleFromDBCluster", {"featureName": "s3Export"}, id="a_role_released"),
+    pytest.param("CreateAccessEntry", {"type": "STANDARD"}, id="a_role_given_access_as_a_principal"),
+    pytest.param("AssumeRole", {"roleSessionName": "GitHubActions"}, id="a_role_assumed"),
+])
+def test_a_role_named_but_not_handed_to_a_service_needs_no_pass_role(name, params):
+    assert "iam:PassRole" not in call("10", name, **params).mapping.actions
+
+
 def test_subscription_filter_to_a_lambda_function_passes_no_role():
     m = call("10", "PutSubscriptionFilter", filterName="errors-to-alerter")
     assert m.mapping.actions == ("logs:PutSubscriptionFilter",)

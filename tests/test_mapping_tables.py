@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lpgen.catalog import load_catalog
@@ -66,8 +68,59 @@ def test_each_pass_role_entry_reads_its_role_from_what_the_store_keeps(entry, pa
                             account=account))
     pass_role = [p for p in mapping.permissions if p.action == "iam:PassRole"]
     role = "*" if entry.get("profile") else "r"
-    assert [(p.resources, p.conditions) for p in pass_role] == [
-        ((f"arn:aws:iam::{account}:role/{role}",), (("iam:PassedToService", entry["service"]),))]
+    condition = (("iam:PassedToService", entry["service"]),) if entry["service"] else ()
+    assert [(p.resources, p.conditions) for p in pass_role] == [((f"arn:aws:iam::{account}:role/{role}",), condition)]
+
+
+def test_pass_role_by_field_names_real_event_sources_and_capitalised_verbs():
+    catalog = load_catalog()
+    rules = SIDE["pass_role_by_field"]["values"]
+    assert all(catalog.event_source(source) is not None for source in rules["not_sources"])
+    assert all(verb.isalpha() and verb[0].isupper() and verb[1:].islower() or verb == "BatchGet"
+               for verb in rules["read_verbs"] + rules["release_verbs"])
+    assert rules["field_contains"] == rules["field_contains"].lower()
+
+
+@pytest.mark.parametrize(("source", "operation", "params"), [
+    pytest.param("rds.amazonaws.com", "CreateDBInstance", {"monitoringRoleArn": "R"}, id="rds_monitoring_role"),
+    pytest.param("eks.amazonaws.com", "CreateNodegroup", {"nodeRole": "R"}, id="eks_node_role"),
+    pytest.param("redshift.amazonaws.com", "CreateCluster", {"iamRoles": ["R"]}, id="redshift_roles_as_a_list"),
+    pytest.param("firehose.amazonaws.com", "CreateDeliveryStream",
+                 {"redshiftDestinationConfiguration": {"roleARN": "R"}}, id="a_field_its_pass_role_entry_omits"),
+    pytest.param("sns.amazonaws.com", "Subscribe", {"protocol": "firehose", "subscriptionRoleArn": "R"},
+                 id="sns_subscription_role"),
+])
+def test_a_role_arn_in_a_role_field_of_a_write_call_needs_pass_role(source, operation, params):
+    # The store keeps the field (request_fields.json), and mapping grants iam:PassRole on the role, without the
+    # iam:PassedToService condition, whose value the table does not know for these services.
+    from lpgen.fields import request_fields
+    from lpgen.mapping import Call, map_call
+
+    role = "arn:aws:iam::111122223333:role/service-role/delivery"
+    fields = request_fields(json.loads(json.dumps(params).replace('"R"', json.dumps(role))))
+    assert role in {v for _, v in fields}, "the usage store drops the role"
+    mapping = map_call(Call(source=source, name=operation, fields=fields, region="eu-west-1", account="111122223333"))
+    assert [(p.resources, p.conditions, p.provenance) for p in mapping.permissions if p.action == "iam:PassRole"] == [
+        ((role,), (), "side:pass-role")]
+
+
+@pytest.mark.parametrize(("source", "operation", "params"), [
+    pytest.param("sts.amazonaws.com", "AssumeRole", {"roleArn": "R"}, id="a_role_assumed_is_not_passed"),
+    pytest.param("iam.amazonaws.com", "UpdateRoleDescription", {"roleName": "R"}, id="iam_manages_roles"),
+    pytest.param("backup.amazonaws.com", "GetBackupPlan", {"iamRoleArn": "R"}, id="a_read"),
+    pytest.param("rds.amazonaws.com", "RemoveRoleFromDBCluster", {"roleArn": "R"}, id="a_role_released"),
+    pytest.param("eks.amazonaws.com", "CreateAccessEntry", {"principalArn": "R"}, id="a_role_as_a_principal"),
+    pytest.param("codebuild.amazonaws.com", "CreateProject", {"description": "R"}, id="not_a_role_field"),
+    pytest.param("quicksight.amazonaws.com", "RegisterUser", {"userRole": "READER"}, id="a_role_field_holding_no_role"),
+])
+def test_no_pass_role_where_no_role_is_handed_over(source, operation, params):
+    from lpgen.fields import request_fields
+    from lpgen.mapping import Call, map_call
+
+    role = "arn:aws:iam::111122223333:role/ops"
+    fields = request_fields({k: role if v == "R" else v for k, v in params.items()})
+    mapping = map_call(Call(source=source, name=operation, fields=fields, region="eu-west-1", account="111122223333"))
+    assert "iam:PassRole" not in mapping.actions
 
 
 @pytest.mark.parametrize("entry", SIDE["kms"]["values"], ids=lambda e: f"{e['source'].split('.')[0]}:{e['operation']}")
