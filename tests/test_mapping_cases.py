@@ -145,6 +145,19 @@ def test_s3_read_needs_its_iam_action_not_its_api_name(name, action, resource, p
     assert m.mapping.provenance == provenance
 
 
+@pytest.mark.parametrize(("key", "actions"), [
+    pytest.param("daily/2026-11-01.csv", ("s3:GetObject", "s3:GetObjectAttributes"), id="current_version"),
+    pytest.param("daily/2026-10-31.csv", ("s3:GetObjectVersion", "s3:GetObjectVersionAttributes"), id="a_version_named"),
+])
+def test_get_object_attributes_also_needs_read_access_to_the_object(key, actions):
+    # S3 API Reference, GetObjectAttributes: "If you do not pass a version ID in your request, you need the
+    # s3:GetObject and s3:GetObjectAttributes permissions"; with one, s3:GetObjectVersion and
+    # s3:GetObjectVersionAttributes. The attributes action alone is refused.
+    m = call("01", "GetObjectAttributes", key=key)
+    assert m.mapping.actions == actions
+    assert all(p.resources == (f"{REPORTS}/{key}",) for p in m.mapping.permissions)
+
+
 # -- 2. bucket-configuration renames ------------------------------------------------
 
 LOGS_BUCKET = "arn:aws:s3:::acme-logs"
