@@ -651,9 +651,13 @@ def test_function_in_a_vpc_needs_the_callers_ec2_describe_permissions(name, vpc,
                  {"fileSystemId": "fs-0a1b2c3d4e5f60718", "subnetId": "subnet-0a1b2c3d4e5f60718"},
                  ("elasticfilesystem:CreateMountTarget", (arn("elasticfilesystem", "file-system/fs-0a1b2c3d4e5f60718"),)),
                  ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], id="efs_mount_target"),
+    pytest.param("kms.amazonaws.com", "ReplicateKey",
+                 {"keyId": "mrk-1234abcd12ab34cd56ef1234567890ab", "replicaRegion": "us-west-2"},
+                 ("kms:ReplicateKey", (arn("kms", "key/mrk-1234abcd12ab34cd56ef1234567890ab"),)), ["kms:CreateKey"],
+                 id="kms_replica_created_with_the_callers_create_key"),
 ])
-def test_services_that_check_the_callers_ec2_permissions(source, name, params, main, checks):
-    # The API references (botocore's models) state these EC2 permissions as required of the caller.
+def test_services_that_check_the_callers_permissions(source, name, params, main, checks):
+    # The API references (botocore's models) state these permissions as required of the caller.
     from .conftest import assumed_role, make_record
 
     _, mapping = map_record(make_record(source=source, name=name, params=params, readOnly=False,
