@@ -654,7 +654,7 @@ def _route53(call: Call) -> list[str]:
 
 
 def _cloudfront(call: Call) -> list[str]:
-    ids = call.ending("distributionId") + (call.get("id") if "Distribution" in call.name or
+    ids = call.ending("distributionId", "stagingDistributionId") + (call.get("id") if "Distribution" in call.name or
                                            "Invalidation" in call.name else [])
     return [f"arn:{call.partition}:cloudfront::{call.account}:distribution/{i}" for i in ids]
 
@@ -1087,8 +1087,8 @@ def _request_options(call: Call, op: str, catalog: Catalog) -> list[Permission]:
             continue
         for action in entry["actions"]:
             p = _permission(action, call, catalog, "side:request-option", entry["note"], side=True)
-            if p is not None and p.resources != ("*",):  # named nothing to scope it to: never widen to *
-                out.append(p)
+            if p is not None and (p.resources != ("*",) or not catalog.action(action).resource_types):
+                out.append(p)  # named nothing to scope it to: never widen to *, unless * is all the action takes
     return out
 
 

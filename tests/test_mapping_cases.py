@@ -1369,6 +1369,27 @@ def test_a_resource_created_without_tags_needs_no_tag_action():
     assert [p.action for p in m.mapping.permissions] == ["lambda:CreateFunction", "iam:PassRole"]
 
 
+def distribution(i: str) -> str:
+    return f"arn:aws:cloudfront::{ACCOUNT}:distribution/{i}"
+
+
+def test_copying_a_distribution_for_continuous_deployment_needs_get_and_create_distribution():
+    # CloudFront API Reference, CopyDistribution: "requires the following IAM permissions: GetDistribution
+    # CreateDistribution CopyDistribution". The copy's id is the service's, so nothing narrower than * fits.
+    m = call("09", "CopyDistribution", primaryDistributionId="E2QWRUHAPOMQZL")
+    assert [(p.action, p.resources, p.provenance) for p in m.mapping.permissions] == [
+        (a, ("*",), "table") for a in ("cloudfront:CopyDistribution", "cloudfront:CreateDistribution",
+                                       "cloudfront:GetDistribution")]
+
+
+def test_promoting_a_staging_distribution_needs_get_and_update_distribution_on_both():
+    m = call("09", "UpdateDistributionWithStagingConfig", id="E2QWRUHAPOMQZL")
+    both = (distribution("E2QWRUHAPOMQZL"), distribution("E3STAGINGX1Y2Z"))
+    assert [(p.action, p.resources) for p in m.mapping.permissions] == [
+        (a, both) for a in ("cloudfront:GetDistribution", "cloudfront:UpdateDistribution",
+                            "cloudfront:UpdateDistributionWithStagingConfig")]
+
+
 # -- 27: options of a request --------------------------------------------------------------------
 
 PROD_DEPLOY = "arn:aws:iam::444455556666:role/prod-deploy"
@@ -1571,3 +1592,18 @@ def test_no_denied_call_is_ever_counted_as_used(corpus):
     denied = [(where, m) for where, e, m in mapped if e.error_class == DENIED]
     assert denied
     assert [(where, m.name) for where, m in denied if m.status == "used"] == []
+
+
+@pytest.mark.parametrize(("reveal", "side"), [
+    pytest.param(True, ["iam:PassRole", "states:RevealSecrets"], id="revealing_secrets"),
+    pytest.param(False, ["iam:PassRole"], id="secrets_hidden"),
+])
+def test_testing_a_state_that_reveals_secrets_needs_reveal_secrets(reveal, side):
+    # Step Functions API Reference, TestState: with revealSecrets true the caller needs states:RevealSecrets,
+    # "without this permission, Step Functions throws an access denied error". It takes no resource, so it
+    # is granted on * (the only request option that is). The state runs with the role the request passes.
+    m = call("27", "TestState", revealSecrets=reveal)
+    assert m.main_actions == ["states:TestState"] and m.side_actions == side
+    assert m.permission("iam:PassRole").resources == (role("orders-workflow-test"),)
+    if reveal:
+        assert m.permission("states:RevealSecrets").resources == ("*",)

@@ -195,7 +195,8 @@ _CALLS = {("sts.amazonaws.com", "AssumeRole"): {"roleArn": "arn:aws:iam::1111222
           ("s3.amazonaws.com", "CreateBucket"): {"bucketName": "acme-audit-archive"},
           ("secretsmanager.amazonaws.com", "CreateSecret"): {"name": _SECRET},
           ("secretsmanager.amazonaws.com", "RotateSecret"): {"secretId": _SECRET},
-          ("secretsmanager.amazonaws.com", "BatchGetSecretValue"): {}}
+          ("secretsmanager.amazonaws.com", "BatchGetSecretValue"): {},
+          ("states.amazonaws.com", "TestState"): {}}
 _SHAPES = {"tags": [{"key": "Repository", "value": "acme/app"}], "transitiveTagKeys": ["Repository"],
            "addReplicaRegions": [{"region": "us-east-1"}],
            "rotationLambdaARN": "arn:aws:lambda:eu-west-1:111122223333:function:rotate-app-secret",
@@ -205,7 +206,8 @@ _SHAPES = {"tags": [{"key": "Repository", "value": "acme/app"}], "transitiveTagK
 @pytest.mark.parametrize("entry", SIDE["request_options"]["values"],
                          ids=lambda e: f"{e['source'].split('.')[0]}:{e['operation']}:{e['fields'][0]}")
 def test_each_request_option_grants_its_actions_on_what_the_call_names(entry):
-    # Each field, as the store keeps it, brings the entry's actions on the role or bucket of the call (never *);
+    # Each field, as the store keeps it, brings the entry's actions on the role or bucket of the call (never *,
+    # unless the action takes no resource);
     # without the field, with an ignored value or without the value 'when' asks for, nothing more.
     from lpgen.fields import request_fields
     from lpgen.mapping import Call, map_call
@@ -225,8 +227,9 @@ def test_each_request_option_grants_its_actions_on_what_the_call_names(entry):
         params = {path: value, **entry.get("when", {})}
         listed = value if isinstance(value, list) and all(isinstance(v, str) for v in value) else [value]
         on = listed[0] if isinstance(listed[0], str) and listed[0].startswith("arn:") else arn  # what the option names, or the call
-        assert on is not None
-        assert option_permissions(params) == sorted((a, (on,)) for a in entry["actions"]), path
+        expected = sorted((a, ("*",) if not catalog.action(a).resource_types else (on,)) for a in entry["actions"])
+        assert all(resources != (None,) for _, resources in expected)  # * only for an action that takes no resource
+        assert option_permissions(params) == expected, path
         assert all(catalog.has_action(a) for a in entry["actions"])
     assert option_permissions({}) == []
     for path, value in entry.get("ignore", {}).items():
