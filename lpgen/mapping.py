@@ -865,8 +865,10 @@ def _http(service: str) -> dict[str, tuple[str, str, dict[str, str]]]:
 
 
 def _apigateway(call: Call, op: str, catalog: Catalog) -> list[Permission | None]:
-    # Both APIs log under apigateway.amazonaws.com; HTTP and WebSocket APIs (v2) name an apiId.
-    order = ("apigatewayv2", "apigateway") if call.get("apiId") else ("apigateway", "apigatewayv2")
+    # Both APIs log under apigateway.amazonaws.com; HTTP and WebSocket APIs (v2) name an apiId, and their
+    # tag calls an /apis/ ARN (v1 tags with PUT, v2 with POST, under one eventName).
+    v2 = call.get("apiId") or any("/apis/" in arn for arn in call.ending("resourceArn"))
+    order = ("apigatewayv2", "apigateway") if v2 else ("apigateway", "apigatewayv2")
     for service in order:
         spec = _http(service).get(op)
         if spec is not None:

@@ -1029,6 +1029,22 @@ def test_http_api_call_needs_http_verb_on_the_apis_path(name, path):
     assert m.permission("apigateway:POST").resources == (f"{APIGW}{path}",)
 
 
+@pytest.mark.parametrize(("resource", "method"), [
+    pytest.param(f"{APIGW}/restapis/a1b2c3d4e5/stages/prod", "PUT", id="rest_api_stage_tagged_with_put"),
+    pytest.param(f"{APIGW}/apis/h7j8k9l0m1", "POST", id="http_api_tagged_with_post"),
+])
+def test_tagging_needs_the_verb_of_the_api_generation_that_owns_the_resource(resource, method):
+    # One eventName for both APIs: the REST API's TagResource is PUT /tags/{arn}, the HTTP and WebSocket
+    # APIs' is POST /v2/tags/{arn} (botocore's models of apigateway and apigatewayv2).
+    from .conftest import assumed_role, make_record
+
+    _, mapping = map_record(make_record(source="apigateway.amazonaws.com", name="TagResource",
+                                        params={"resourceArn": resource, "tags": {"team": "orders"}}, readOnly=False,
+                                        identity=assumed_role(role("ci-deployer")), recipientAccountId=ACCOUNT))
+    assert [(p.action, p.resources) for p in mapping.permissions] == [
+        (f"apigateway:{method}", (f"{APIGW}/tags/{resource}",))]
+
+
 def test_websocket_post_to_connection_needs_manage_connections():
     m = call("15", "PostToConnection")
     assert m.mapping.actions == ("execute-api:ManageConnections",)
