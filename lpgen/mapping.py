@@ -1040,7 +1040,7 @@ def _caller_checks(call: Call, op: str, catalog: Catalog) -> list[Permission]:
             where = entry["object"]
             on = [f"arn:{call.partition}:s3:::{bucket}/{key}"
                   for bucket in call.get(where["bucket"]) for key in call.get(where["key"])]
-            if call.get(where["version"]):
+            if where.get("version") and call.get(where["version"]):
                 actions = entry["actions_for_version"]
         elif entry.get("on") == "s3-url":
             on = [arn for arn in (_s3_object_of_url(url, call.partition) for url in named) if arn is not None]

@@ -873,6 +873,26 @@ def test_kms_call_a_service_made_for_the_caller_needs_kms_via_that_service(servi
     assert p.conditions == (("kms:ViaService", f"{service}.{REGION}.amazonaws.com"),)
 
 
+@pytest.mark.parametrize(("name", "action", "obj"), [
+    pytest.param("DetectDocumentText", "textract:DetectDocumentText", "acme-invoice-inbox/scans/2026/11/05/INV-20931.pdf",
+                 id="textract_reads_the_document"),
+    pytest.param("DetectLabels", "rekognition:DetectLabels", "acme-product-images/uploads/sku-4471/front.jpg",
+                 id="rekognition_reads_the_image"),
+])
+def test_an_analysis_of_an_s3_object_needs_the_callers_s3_get_object(name, action, obj):
+    # Textract and Rekognition read the object with the caller's permissions ("the user must have permission to
+    # access the S3 object"): a Lambda function granted the analysis alone fails on every document. The read is an
+    # S3 data event, which few trails log, so the request's object is the evidence.
+    m = call("12", name)
+    assert m.main_actions == [action] and m.side_actions == ["s3:GetObject"]
+    p = m.permission("s3:GetObject")
+    assert (p.resources, p.provenance) == ((f"arn:aws:s3:::{obj}",), "side:caller-check")
+
+
+def test_an_analysis_of_bytes_in_the_request_reads_nothing_from_s3():
+    assert call("12", "DetectModerationLabels").mapping.actions == ("rekognition:DetectModerationLabels",)
+
+
 @pytest.mark.parametrize(("name", "action", "resource"), [
     ("GetSecretValue", "secretsmanager:GetSecretValue", arn("secretsmanager", "secret:prod/db/credentials-??????")),
     ("GetParameter", "ssm:GetParameter", arn("ssm", "parameter/config/app/feature-flags")),
