@@ -452,8 +452,11 @@ def _states(call: Call) -> list[str]:
 
 
 def _cloudwatch(call: Call) -> list[str]:
-    return [_arn(call, "cloudwatch", f"alarm:{n}") for n in call.ending("alarmName", "alarmNames")
-            if not n.startswith("arn:")]
+    alarms = [_arn(call, "cloudwatch", f"alarm:{n}") for n in call.ending("alarmName", "alarmNames")
+              if not n.startswith("arn:")]
+    rules = [_arn(call, "cloudwatch", f"insight-rule/{n}") for n in call.ending("ruleName", "ruleNames")
+             if "InsightRule" in call.name and not n.startswith("arn:")]
+    return alarms + rules
 
 
 def _ecs(call: Call) -> list[str]:

@@ -1426,6 +1426,14 @@ def test_promoting_a_staging_distribution_needs_get_and_update_distribution_on_b
                             "cloudfront:UpdateDistributionWithStagingConfig")]
 
 
+def test_a_bucket_created_with_tags_needs_s3_tag_resource_on_it():
+    # S3 API Reference, CreateBucket: "You must have the s3:TagResource permission to create a general purpose
+    # bucket with tags" (tags in CreateBucketConfiguration, which the store keeps as present).
+    m = call("26", "CreateBucket", bucketName="acme-orders-exports")
+    tag = m.permission("s3:TagResource")
+    assert (tag.resources, tag.provenance) == (("arn:aws:s3:::acme-orders-exports",), "side:tag-on-create")
+
+
 # -- 27: options of a request --------------------------------------------------------------------
 
 PROD_DEPLOY = "arn:aws:iam::444455556666:role/prod-deploy"
@@ -1643,3 +1651,19 @@ def test_testing_a_state_that_reveals_secrets_needs_reveal_secrets(reveal, side)
     assert m.permission("iam:PassRole").resources == (role("orders-workflow-test"),)
     if reveal:
         assert m.permission("states:RevealSecrets").resources == ("*",)
+
+
+def test_reading_log_events_unmasked_needs_unmask_on_the_log_group():
+    # CloudWatch Logs API Reference, FilterLogEvents: with unmask, "you must be signed into an account with the
+    # logs:Unmask permission"; without it the call fails rather than returning masked data.
+    m = call("27", "FilterLogEvents", unmask=True)
+    group = arn("logs", "log-group:/aws/lambda/payments-api")
+    assert m.permission("logs:Unmask").resources == (group, f"{group}:*")
+    assert m.side_actions == ["logs:Unmask"]
+
+
+def test_a_delete_that_bypasses_governance_retention_needs_bypass_governance_retention_on_the_object():
+    m = call("27", "DeleteObject", key="2025/ledger-2025-01.csv")
+    assert m.permission("s3:BypassGovernanceRetention").resources == (
+        "arn:aws:s3:::acme-audit-archive/2025/ledger-2025-01.csv",)
+

@@ -170,7 +170,10 @@ def test_each_tag_on_create_entry_grants_its_tag_action_on_what_the_call_creates
     named = re.search(r"(?<!\$)\{(\w+)\}", entry.get("new", ""))
     params = {named[1]: "orders"} if named else {}
     tag_shapes = {"tagSpecificationSet": {"items": [{"resourceType": "instance", "tags": [{"key": "k", "value": "v"}]}]}}
-    with_tags = request_fields({**params, **{f: tag_shapes.get(f, [{"key": "k", "value": "v"}]) for f in entry["fields"]}})
+    tagged = dict(params)
+    for f in entry["fields"]:  # a dotted field is nested (CreateBucketConfiguration.Tags)
+        _nested(f, tag_shapes.get(f, [{"key": "k", "value": "v"}]), tagged)
+    with_tags = request_fields(tagged)
     assert all((f, "present") in with_tags for f in entry["fields"]), "the store must keep that tags were set"
 
     def tag_permissions(fields):
@@ -196,7 +199,15 @@ _CALLS = {("sts.amazonaws.com", "AssumeRole"): {"roleArn": "arn:aws:iam::1111222
           ("secretsmanager.amazonaws.com", "CreateSecret"): {"name": _SECRET},
           ("secretsmanager.amazonaws.com", "RotateSecret"): {"secretId": _SECRET},
           ("secretsmanager.amazonaws.com", "BatchGetSecretValue"): {},
-          ("states.amazonaws.com", "TestState"): {}}
+          ("states.amazonaws.com", "TestState"): {},
+          ("logs.amazonaws.com", "FilterLogEvents"): {"logGroupName": "/app/orders"},
+          ("logs.amazonaws.com", "GetLogEvents"): {"logGroupName": "/app/orders"},
+          ("s3.amazonaws.com", "DeleteObject"): {"bucketName": "acme-audit-archive", "key": "2026/ledger.csv"},
+          ("s3.amazonaws.com", "PutObjectRetention"): {"bucketName": "acme-audit-archive", "key": "2026/ledger.csv"}}
+#: What an option is granted on when it is not the call's first field: the log group, the object.
+_ON = {"logs.amazonaws.com": ("arn:aws:logs:eu-west-1:111122223333:log-group:/app/orders",
+                              "arn:aws:logs:eu-west-1:111122223333:log-group:/app/orders:*"),
+       "s3.amazonaws.com:object": ("arn:aws:s3:::acme-audit-archive/2026/ledger.csv",)}
 _SHAPES = {"tags": [{"key": "Repository", "value": "acme/app"}], "transitiveTagKeys": ["Repository"],
            "addReplicaRegions": [{"region": "us-east-1"}],
            "rotationLambdaARN": "arn:aws:lambda:eu-west-1:111122223333:function:rotate-app-secret",
@@ -227,8 +238,9 @@ def test_each_request_option_grants_its_actions_on_what_the_call_names(entry):
         params = {path: value, **entry.get("when", {})}
         listed = value if isinstance(value, list) and all(isinstance(v, str) for v in value) else [value]
         on = listed[0] if isinstance(listed[0], str) and listed[0].startswith("arn:") else arn  # what the option names, or the call
-        expected = sorted((a, ("*",) if not catalog.action(a).resource_types else (on,)) for a in entry["actions"])
-        assert all(resources != (None,) for _, resources in expected)  # * only for an action that takes no resource
+        on = _ON.get(entry["source"]) or (_ON["s3.amazonaws.com:object"] if "key" in base else (on,))
+        expected = sorted((a, ("*",) if not catalog.action(a).resource_types else on) for a in entry["actions"])
+        assert all(None not in resources for _, resources in expected)  # * only for an action that takes no resource
         assert option_permissions(params) == expected, path
         assert all(catalog.has_action(a) for a in entry["actions"])
     assert option_permissions({}) == []
