@@ -592,6 +592,8 @@ def test_call_that_hands_a_role_to_a_service_needs_pass_role(name, params, actio
                  (("iam:PassedToService", "cloudformation.amazonaws.com"),), id="cloudformation_delete_with_its_service_role"),
     pytest.param("AddRoleToInstanceProfile", {"instanceProfileName": "build-runner"},
                  [role("*/build-runner"), role("build-runner")], (), id="iam_role_put_in_an_instance_profile"),
+    pytest.param("SetIdentityPoolRoles", {"identityPoolId": "eu-west-1:4f1c2b7e-9a3d-4c6e-8f0a-1b2c3d4e5f60"},
+                 [role("orders-web-authenticated"), role("orders-web-guest")], (), id="cognito_identity_pool_roles"),
 ])
 def test_a_role_named_in_any_role_field_of_a_write_call_needs_pass_role(name, params, roles, condition):
     # The IAM User Guide makes passing a role to a service need iam:PassRole whichever service it is: the table of
