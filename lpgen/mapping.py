@@ -657,8 +657,8 @@ def _route53(call: Call) -> list[str]:
 
 
 def _cloudfront(call: Call) -> list[str]:
-    ids = call.ending("distributionId", "stagingDistributionId") + (call.get("id") if "Distribution" in call.name or
-                                           "Invalidation" in call.name else [])
+    named = call.get("id") if "Distribution" in call.name or "Invalidation" in call.name else []
+    ids = call.ending("distributionId", "stagingDistributionId") + named
     return [f"arn:{call.partition}:cloudfront::{call.account}:distribution/{i}" for i in ids]
 
 
@@ -980,8 +980,9 @@ def _pass_role(call: Call, op: str, catalog: Catalog) -> list[Permission]:
             if p is not None:
                 out.append(p)
     listed = {path for entry in entries for path in entry["fields"]}
-    roles = sorted({value for path, value in call.fields if path not in listed and _hands_a_role(call.source, op, path, value)})
-    if roles:
+    roles = sorted({value for path, value in call.fields
+                    if path not in listed and _hands_a_role(call.source, op, path, value)})
+    if roles:  # no iam:PassedToService: the service the role goes to is not documented for these
         p = _permission("iam:PassRole", call, catalog, "side:pass-role", _PASS_ROLE_BY_FIELD_NOTE, roles, True)
         if p is not None:
             out.append(p)
