@@ -30,8 +30,14 @@ def _rules() -> tuple:
         frozenset(k.lower() for k in values(name, "skip_subtrees")),
         {k.lower(): mode for k, mode in values(name, "facts").items()},
         {k.lower(): v for k, v in values(name, "paired_facts").items()},
+        frozenset(k.lower() for k in values(name, "role_values")),
         values(name, "limits"),
     )
+
+
+def role_value_keys() -> frozenset[str]:
+    """Keys (lower case) kept only when they hold a role ARN: whatever their name, it is a role handed over."""
+    return _rules()[7]
 
 
 @functools.cache
@@ -47,15 +53,20 @@ def rules_fingerprint() -> str:
 
 
 # What to do with a key, decided once per distinct key name.
-_SKIP, _DESCEND, _KEEP, _FACT_VALUE, _FACT_FIRST_WORD, _FACT_PRESENT, _TOP_ONLY = range(7)
+_SKIP, _DESCEND, _KEEP, _FACT_VALUE, _FACT_FIRST_WORD, _FACT_PRESENT, _TOP_ONLY, _ROLE_ONLY = range(8)
+
+#: An IAM role's ARN: the only value a 'role_values' key keeps (its other values are documents or settings).
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 _decisions: dict[str, int] = {}
 
 
 def _decide(key: str) -> int:
-    suffixes, keys, top_keys, excluded, skipped, facts, _, _ = _rules()
+    suffixes, keys, top_keys, excluded, skipped, facts, _, role_values, _ = _rules()
     low = key.lower()
     if low in skipped:
         decision = _SKIP
+    elif low in role_values:
+        decision = _ROLE_ONLY
     elif low in facts:
         decision = {"value": _FACT_VALUE, "first-word": _FACT_FIRST_WORD, "present": _FACT_PRESENT}[facts[low]]
     elif low in excluded:
@@ -88,8 +99,8 @@ def _request_field_set(parameters: Any) -> set[tuple[str, str]]:
 @functools.cache
 def _limits() -> tuple[dict, int, int, int]:
     rules = _rules()
-    limits = rules[-1]
-    return rules[-2], limits["depth"], limits["value_length"], limits["fields"]
+    paired, limits = rules[6], rules[-1]
+    return paired, limits["depth"], limits["value_length"], limits["fields"]
 
 
 def _walk(node: Any, path: str, depth: int, found: set, paired: dict, max_depth: int, max_len: int) -> None:
@@ -106,6 +117,10 @@ def _walk(node: Any, path: str, depth: int, found: set, paired: dict, max_depth:
         decision = decisions.get(key)
         if decision is None:
             decision = _decide(key) if isinstance(key, str) else _SKIP
+        if decision == _ROLE_ONLY:
+            if isinstance(value, str) and ROLE_ARN.fullmatch(value.strip()):
+                found.add((f"{path}.{key}" if path else key, value.strip()))
+            continue
         if isinstance(value, str) and (decision == _KEEP or (decision == _TOP_ONLY and not path)):
             if value:  # the common case first: a name or an ARN
                 text = value.strip()

@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 from lpgen.catalog import Action, Catalog, arn_pattern_regex, load_catalog
 from lpgen.data_files import load
-from lpgen.fields import CREATED, Fields
+from lpgen.fields import CREATED, ROLE_ARN, Fields, role_value_keys
 from lpgen.model import DENIED, Event
 from lpgen.normalize import account_of, partition_of_region
 
@@ -989,7 +989,6 @@ def _pass_role(call: Call, op: str, catalog: Catalog) -> list[Permission]:
     return out
 
 
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 _PASS_ROLE_BY_FIELD_NOTE = "a role the request names for the service to use (a role field holding a role ARN)"
 
 
@@ -1003,7 +1002,8 @@ def _pass_role_by_field() -> tuple[str, frozenset[str], tuple[str, ...]]:
 def _hands_a_role(source: str, op: str, path: str, value: str) -> bool:
     """Whether a request field hands a role to the service (``pass_role_by_field`` in side_permissions.json)."""
     contains, not_sources, verbs = _pass_role_by_field()
-    if contains not in path.rsplit(".", 1)[-1].lower() or not _ROLE_ARN.fullmatch(value) or source in not_sources:
+    name = path.rsplit(".", 1)[-1].lower()
+    if contains not in name and name not in role_value_keys() or not ROLE_ARN.fullmatch(value) or source in not_sources:
         return False
     verb = re.match(r"[A-Z][a-z]*", op)
     return verb is None or verb.group() not in verbs

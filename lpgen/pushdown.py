@@ -154,7 +154,7 @@ def candidate_regex() -> str:
     """
     name = "request_fields.json"
     exact = list(values(name, "identifier_keys")) + list(values(name, "facts")) + list(values(name, "top_level_keys"))
-    exact += list(values(name, "paired_facts").values())
+    exact += list(values(name, "paired_facts").values()) + list(values(name, "role_values"))
     suffixes = "|".join(re.escape(s) for s in values(name, "identifier_suffixes"))
     keys = "|".join([f'[^"\\\\]*(?:{suffixes})'] + sorted({re.escape(k) for k in exact}))
     # an object or array of objects: only its opening and first character, which tell empty from not

@@ -89,6 +89,9 @@ def test_pass_role_by_field_names_real_event_sources_and_capitalised_verbs():
                  {"redshiftDestinationConfiguration": {"roleARN": "R"}}, id="a_field_its_pass_role_entry_omits"),
     pytest.param("sns.amazonaws.com", "Subscribe", {"protocol": "firehose", "subscriptionRoleArn": "R"},
                  id="sns_subscription_role"),
+    pytest.param("sns.amazonaws.com", "SetTopicAttributes",
+                 {"attributeName": "LambdaSuccessFeedbackRoleArn", "attributeValue": "R"},
+                 id="sns_delivery_status_role_set_as_an_attribute_value"),
 ])
 def test_a_role_arn_in_a_role_field_of_a_write_call_needs_pass_role(source, operation, params):
     # The store keeps the field (request_fields.json), and mapping grants iam:PassRole on the role, without the

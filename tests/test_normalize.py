@@ -138,6 +138,12 @@ def test_arn_prefix_resources_are_kept():
     pytest.param({"iamInstanceProfile": {"arn": "arn:aws:iam::1:instance-profile/web"}},
                  (("iamInstanceProfile.arn", "arn:aws:iam::1:instance-profile/web"),), id="nested_arn"),
     pytest.param({"attributeNames": ["All"], "queueUrl": "u"}, (("queueUrl", "u"),), id="attribute_lists_excluded"),
+    pytest.param({"topicArn": "t", "attributeName": "LambdaSuccessFeedbackRoleArn",
+                  "attributeValue": "arn:aws:iam::111122223333:role/sns-feedback"},
+                 (("attributeValue", "arn:aws:iam::111122223333:role/sns-feedback"), ("topicArn", "t")),
+                 id="an_attribute_value_is_kept_when_it_is_a_role_handed_over"),
+    pytest.param({"topicArn": "t", "attributeName": "Policy", "attributeValue": '{"Statement": []}'},
+                 (("topicArn", "t"),), id="an_attribute_value_that_is_a_document_is_not"),
 ])
 def test_request_fields(params, expected):
     assert request_fields(params) == expected

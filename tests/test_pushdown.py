@@ -627,6 +627,23 @@ def test_tags_set_empty_null_and_absent_are_grouped_as_when_mining(spec, tmp_pat
     assert pushed["usage"] == local["usage"]
 
 
+@pytest.mark.parametrize("spec", [athena(), lake()], ids=["athena", "lake"])
+def test_attribute_values_are_grouped_by_the_role_they_hand_over_and_nothing_else(spec, tmp_path):
+    # attributeValue is kept only when it is a role ARN (request_fields.json, role_values): topic policies set
+    # through the same call are one aggregate, each feedback role one of its own, as the local path keeps them.
+    values = [("LambdaSuccessFeedbackRoleArn", "arn:aws:iam::111122223333:role/sns-feedback"),
+              ("LambdaFailureFeedbackRoleArn", "arn:aws:iam::111122223333:role/sns-failures"),
+              ("Policy", '{"Statement": [{"Effect": "Allow"}]}'), ("Policy", '{"Statement": []}'),
+              ("DisplayName", "Orders")]
+    records = [(make_record(name="SetTopicAttributes", source="sns.amazonaws.com",
+                            params={"topicArn": "arn:aws:sns:eu-west-1:111122223333:orders", "attributeName": name,
+                                    "attributeValue": value}),
+                "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/02/a") for name, value in values]
+    pushed, local = both_ways(records, spec, tmp_path)
+    assert len(local["usage"]) == 3  # two roles, and every other attribute
+    assert pushed["usage"] == local["usage"]
+
+
 @pytest.mark.parametrize("command", ["map", "verify"])
 def test_commands_that_read_records_refuse_a_query_source_cleanly(command):
     from click.testing import CliRunner
