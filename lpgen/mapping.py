@@ -507,6 +507,13 @@ def _efs(call: Call) -> list[str]:
     return _efs_file_systems(call) + _efs_access_points(call)
 
 
+def _s3vectors(call: Call) -> list[str]:
+    """S3 Vectors buckets and their indexes, named by the bucket's name and the index's."""
+    buckets = [b for b in call.ending("vectorBucketName") if not b.startswith("arn:")]
+    return [_arn(call, "s3vectors", f"bucket/{b}") for b in buckets] + [
+        _arn(call, "s3vectors", f"bucket/{b}/index/{i}") for b in buckets for i in call.ending("indexName")]
+
+
 def _redshift(call: Call) -> list[str]:
     """A cluster, and what GetClusterCredentials and the Redshift Data API authorize on it: the database
     user, its groups and the database (``dbuser:CLUSTER/USER``, ``dbgroup:CLUSTER/GROUP``, ``dbname:CLUSTER/DB``)."""
@@ -697,6 +704,7 @@ _BUILDERS = {
     "elasticfilesystem.amazonaws.com": _efs,
     "redshift.amazonaws.com": _redshift,
     "redshift-data.amazonaws.com": _redshift,
+    "s3vectors.amazonaws.com": _s3vectors,
 }
 
 

@@ -1508,7 +1508,8 @@ def test_a_codeartifact_token_also_needs_a_service_bearer_token():
 
 
 def test_batch_get_secret_value_needs_get_secret_value_on_each_secret_it_lists():
-    m = call("27", "BatchGetSecretValue")
+    m = call("27", "BatchGetSecretValue", secretIdList=[
+        "prod/sales/api-key", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/sales/smtp-Zx9Cv8"])
     assert m.permission("secretsmanager:BatchGetSecretValue").resources == ("*",)  # it takes no resource
     assert m.permission("secretsmanager:GetSecretValue").resources == (
         arn("secretsmanager", "secret:prod/sales/api-key-??????"), arn("secretsmanager", "secret:prod/sales/smtp-Zx9Cv8"))
@@ -1668,4 +1669,22 @@ def test_a_delete_that_bypasses_governance_retention_needs_bypass_governance_ret
     m = call("27", "DeleteObject", key="2025/ledger-2025-01.csv")
     assert m.permission("s3:BypassGovernanceRetention").resources == (
         "arn:aws:s3:::acme-audit-archive/2025/ledger-2025-01.csv",)
+
+
+def test_a_vector_query_that_returns_metadata_also_needs_get_vectors_on_the_index():
+    # S3 Vectors API Reference, QueryVectors: with returnMetadata "you must have both s3vectors:QueryVectors and
+    # s3vectors:GetVectors permissions. The request fails with a 403 Forbidden error" (a retrieval-augmented
+    # function reads its chunks back as metadata).
+    m = call("27", "QueryVectors", indexName="support-articles")
+    index = arn("s3vectors", "bucket/acme-knowledge/index/support-articles")
+    assert [(p.action, p.resources) for p in m.mapping.permissions] == [
+        ("s3vectors:QueryVectors", (index,)), ("s3vectors:GetVectors", (index,))]
+
+
+def test_batch_get_secret_value_by_filters_also_needs_list_secrets():
+    # Secrets Manager API Reference, BatchGetSecretValue: "If you use filters, you must also have
+    # secretsmanager:ListSecrets" (which takes no resource). The store keeps only that the request filtered.
+    m = call("27", "BatchGetSecretValue", maxResults=20)
+    assert m.permission("secretsmanager:ListSecrets").resources == ("*",)
+    assert m.side_actions == ["secretsmanager:ListSecrets"]
 

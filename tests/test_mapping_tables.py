@@ -206,11 +206,14 @@ _CALLS = {("sts.amazonaws.com", "AssumeRole"): {"roleArn": "arn:aws:iam::1111222
           ("logs.amazonaws.com", "FilterLogEvents"): {"logGroupName": "/app/orders"},
           ("logs.amazonaws.com", "GetLogEvents"): {"logGroupName": "/app/orders"},
           ("s3.amazonaws.com", "DeleteObject"): {"bucketName": "acme-audit-archive", "key": "2026/ledger.csv"},
-          ("s3.amazonaws.com", "PutObjectRetention"): {"bucketName": "acme-audit-archive", "key": "2026/ledger.csv"}}
+          ("s3.amazonaws.com", "PutObjectRetention"): {"bucketName": "acme-audit-archive", "key": "2026/ledger.csv"},
+          ("s3vectors.amazonaws.com", "QueryVectors"): {"vectorBucketName": "kb", "indexName": "docs"},
+          ("s3vectors.amazonaws.com", "ListVectors"): {"vectorBucketName": "kb", "indexName": "docs"}}
 #: What an option is granted on when it is not the call's first field: the log group, the object.
 _ON = {"logs.amazonaws.com": ("arn:aws:logs:eu-west-1:111122223333:log-group:/app/orders",
                               "arn:aws:logs:eu-west-1:111122223333:log-group:/app/orders:*"),
-       "s3.amazonaws.com:object": ("arn:aws:s3:::acme-audit-archive/2026/ledger.csv",)}
+       "s3.amazonaws.com:object": ("arn:aws:s3:::acme-audit-archive/2026/ledger.csv",),
+       "s3vectors.amazonaws.com": ("arn:aws:s3vectors:eu-west-1:111122223333:bucket/kb/index/docs",)}
 _SHAPES = {"tags": [{"key": "Repository", "value": "acme/app"}], "transitiveTagKeys": ["Repository"],
            "addReplicaRegions": [{"region": "us-east-1"}],
            "rotationLambdaARN": "arn:aws:lambda:eu-west-1:111122223333:function:rotate-app-secret",
