@@ -274,7 +274,7 @@ def scope(action: Action, arns: Iterable[str], catalog: Catalog, call: Call) -> 
     the trail names none) is granted as any resource of that type in the call's account and region:
     IAM authorizes the request against it too, and a policy without it denies the call."""
     types = catalog.resource_types_for(action)
-    if not types:
+    if not types or action.full_name in _wildcard_only():
         return ("*",)
     kinds = {a: catalog.match_resource_type(action, a) for a in arns}
     matched = {a for a, kind in kinds.items() if kind is not None}
@@ -286,6 +286,12 @@ def scope(action: Action, arns: Iterable[str], catalog: Catalog, call: Call) -> 
         matched.update(kind.any_arn(call.partition, call.region, call.account)
                        for kind in types if kind.name.lower() in missing)
     return tuple(sorted(matched))
+
+
+@functools.cache
+def _wildcard_only() -> frozenset[str]:
+    """Actions AWS authorizes only when granted on ``*`` (``wildcard_only`` in mapping_overrides.json)."""
+    return frozenset(load("mapping_overrides.json")["wildcard_only"]["values"])
 
 
 # -- resources named by a call -------------------------------------------------

@@ -28,6 +28,20 @@ def test_override_entry_is_well_formed(entry):
         assert entry["rule"] in _RULES, f"rule {entry['rule']} is not implemented"
 
 
+def test_wildcard_only_actions_exist_cite_a_reference_and_are_granted_on_star():
+    # cloudwatch:PutCompositeAlarm has the alarm resource type, yet "you must be signed on with the
+    # cloudwatch:PutCompositeAlarm permission that is scoped to *": a policy scoped to the alarm denies it.
+    from lpgen.mapping import explain
+
+    catalog = load_catalog()
+    for action, reference in OVERRIDES["wildcard_only"]["values"].items():
+        assert catalog.action(action).resource_types and reference.split(":", 1)[0] in OVERRIDES["references"]
+    m = explain("monitoring.amazonaws.com", "PutCompositeAlarm", (("alarmName", "orders-degraded"), ("tags", "present")))
+    assert [(p.action, p.resources) for p in m.permissions] == [
+        ("cloudwatch:PutCompositeAlarm", ("*",)),
+        ("cloudwatch:TagResource", ("arn:aws:cloudwatch:us-east-1:123456789012:alarm:orders-degraded",))]
+
+
 def test_overrides_are_unique_and_sorted():
     keys = [(e["source"], e["name"]) for e in OVERRIDES["overrides"]]
     assert len(keys) == len(set(keys)) and keys == sorted(keys)
