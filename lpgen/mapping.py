@@ -457,7 +457,14 @@ def _states(call: Call) -> list[str]:
     return out + [_arn(call, "states", f"activity:{n}") for n in _created_name(call, "CreateActivity")]
 
 
+#: Reads that return composite alarms only when granted on * (CloudWatch API Reference: "you must be signed on
+#: with the cloudwatch:DescribeAlarms permission that is scoped to *"); they return them only when asked to.
+_COMPOSITE_READS = frozenset({"DescribeAlarms", "DescribeAlarmHistory"})
+
+
 def _cloudwatch(call: Call) -> list[str]:
+    if call.name in _COMPOSITE_READS and "CompositeAlarm" in call.get("alarmTypes"):
+        return []  # nothing to scope to: *
     alarms = [_arn(call, "cloudwatch", f"alarm:{n}") for n in call.ending("alarmName", "alarmNames")
               if not n.startswith("arn:")]
     rules = [_arn(call, "cloudwatch", f"insight-rule/{n}") for n in call.ending("ruleName", "ruleNames")

@@ -42,6 +42,21 @@ def test_wildcard_only_actions_exist_cite_a_reference_and_are_granted_on_star():
         ("cloudwatch:TagResource", ("arn:aws:cloudwatch:us-east-1:123456789012:alarm:orders-degraded",))]
 
 
+@pytest.mark.parametrize(("types", "resources"), [
+    pytest.param(["CompositeAlarm", "MetricAlarm"], ("*",), id="composite_alarms_asked_for_need_star"),
+    pytest.param(["MetricAlarm"], ("arn:aws:cloudwatch:us-east-1:123456789012:alarm:orders-degraded",),
+                 id="metric_alarms_only_are_scoped"),
+])
+def test_reading_composite_alarms_is_granted_on_star(types, resources):
+    # CloudWatch API Reference, DescribeAlarms: to return composite alarms "you must be signed on with the
+    # cloudwatch:DescribeAlarms permission that is scoped to *". They are returned only when alarmTypes asks.
+    from lpgen.fields import request_fields
+    from lpgen.mapping import explain
+
+    fields = request_fields({"alarmNames": ["orders-degraded"], "alarmTypes": types})
+    assert explain("monitoring.amazonaws.com", "DescribeAlarms", fields).permissions[0].resources == resources
+
+
 def test_overrides_are_unique_and_sorted():
     keys = [(e["source"], e["name"]) for e in OVERRIDES["overrides"]]
     assert len(keys) == len(set(keys)) and keys == sorted(keys)
