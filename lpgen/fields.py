@@ -10,7 +10,7 @@ import functools
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -19,25 +19,36 @@ from lpgen.data_files import load, values
 Fields = tuple[tuple[str, str], ...]
 
 
+class _Rules(NamedTuple):
+    """``request_fields.json``, its names in lower case (keys are matched case-insensitively)."""
+
+    suffixes: tuple[str, ...]
+    keys: frozenset[str]
+    top_keys: frozenset[str]
+    excluded: frozenset[str]
+    skipped: frozenset[str]
+    facts: dict[str, str]
+    paired: dict[str, str]
+    role_values: frozenset[str]
+    limits: dict[str, int]
+
+
 @functools.cache
-def _rules() -> tuple:
+def _rules() -> _Rules:
     name = "request_fields.json"
-    return (
-        tuple(s.lower() for s in values(name, "identifier_suffixes")),
-        frozenset(k.lower() for k in values(name, "identifier_keys")),
-        frozenset(k.lower() for k in values(name, "top_level_keys")),
-        frozenset(k.lower() for k in values(name, "exclude_keys")),
-        frozenset(k.lower() for k in values(name, "skip_subtrees")),
-        {k.lower(): mode for k, mode in values(name, "facts").items()},
-        {k.lower(): v for k, v in values(name, "paired_facts").items()},
-        frozenset(k.lower() for k in values(name, "role_values")),
-        values(name, "limits"),
-    )
+    lower = lambda part: frozenset(k.lower() for k in values(name, part))
+    return _Rules(
+        suffixes=tuple(s.lower() for s in values(name, "identifier_suffixes")),
+        keys=lower("identifier_keys"), top_keys=lower("top_level_keys"), excluded=lower("exclude_keys"),
+        skipped=lower("skip_subtrees"),
+        facts={k.lower(): mode for k, mode in values(name, "facts").items()},
+        paired={k.lower(): v for k, v in values(name, "paired_facts").items()},
+        role_values=lower("role_values"), limits=values(name, "limits"))
 
 
 def role_value_keys() -> frozenset[str]:
     """Keys (lower case) kept only when they hold a role ARN: whatever their name, it is a role handed over."""
-    return _rules()[7]
+    return _rules().role_values
 
 
 @functools.cache
@@ -61,19 +72,19 @@ _decisions: dict[str, int] = {}
 
 
 def _decide(key: str) -> int:
-    suffixes, keys, top_keys, excluded, skipped, facts, _, role_values, _ = _rules()
+    rules = _rules()
     low = key.lower()
-    if low in skipped:
+    if low in rules.skipped:
         decision = _SKIP
-    elif low in role_values:
+    elif low in rules.role_values:
         decision = _ROLE_ONLY
-    elif low in facts:
-        decision = {"value": _FACT_VALUE, "first-word": _FACT_FIRST_WORD, "present": _FACT_PRESENT}[facts[low]]
-    elif low in excluded:
+    elif low in rules.facts:
+        decision = {"value": _FACT_VALUE, "first-word": _FACT_FIRST_WORD, "present": _FACT_PRESENT}[rules.facts[low]]
+    elif low in rules.excluded:
         decision = _DESCEND
-    elif low in keys or low.endswith(suffixes):
+    elif low in rules.keys or low.endswith(rules.suffixes):
         decision = _KEEP
-    elif low in top_keys:
+    elif low in rules.top_keys:
         decision = _TOP_ONLY
     else:
         decision = _DESCEND
@@ -99,8 +110,7 @@ def _request_field_set(parameters: Any) -> set[tuple[str, str]]:
 @functools.cache
 def _limits() -> tuple[dict, int, int, int]:
     rules = _rules()
-    paired, limits = rules[6], rules[-1]
-    return paired, limits["depth"], limits["value_length"], limits["fields"]
+    return rules.paired, rules.limits["depth"], rules.limits["value_length"], rules.limits["fields"]
 
 
 def _walk(node: Any, path: str, depth: int, found: set, paired: dict, max_depth: int, max_len: int) -> None:
