@@ -520,6 +520,11 @@ def _efs(call: Call) -> list[str]:
     return _efs_file_systems(call) + _efs_access_points(call)
 
 
+def _s3express(call: Call) -> list[str]:
+    """Directory buckets (S3 Express One Zone): ``bucket/NAME`` under the s3express prefix."""
+    return [_arn(call, "s3express", f"bucket/{b}") for b in call.ending("bucketName") if not b.startswith("arn:")]
+
+
 def _s3vectors(call: Call) -> list[str]:
     """S3 Vectors buckets and their indexes, named by the bucket's name and the index's."""
     buckets = [b for b in call.ending("vectorBucketName") if not b.startswith("arn:")]
@@ -718,6 +723,7 @@ _BUILDERS = {
     "redshift.amazonaws.com": _redshift,
     "redshift-data.amazonaws.com": _redshift,
     "s3vectors.amazonaws.com": _s3vectors,
+    "s3express.amazonaws.com": _s3express,
 }
 
 

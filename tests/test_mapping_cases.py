@@ -469,6 +469,18 @@ def test_a_cross_region_inference_profile_also_needs_its_model_in_every_region_i
     assert m.permission(action).resources == resources
 
 
+@pytest.mark.parametrize("name", ["CreateSession", "GetObject", "PutObject"])
+def test_directory_bucket_calls_need_create_session_on_the_bucket(name):
+    # S3 Express One Zone: object calls are authorized by the session CreateSession issued ("you grant the
+    # s3express:CreateSession permission to the directory bucket"), never by s3express:<operation>, which does
+    # not exist. All are data events.
+    m = call("08", name, bucketName="features--euw1-az1--x-s3")
+    assert m.mapping.status == "used"
+    assert [(p.action, p.resources) for p in m.mapping.permissions] == [
+        ("s3express:CreateSession", (arn("s3express", "bucket/features--euw1-az1--x-s3"),))]
+    assert observability("s3express:CreateSession") == "data"
+
+
 # -- 9. one call, several typed actions ------------------------------------------------
 
 ORDERS_TABLE, CUSTOMERS_TABLE = arn("dynamodb", "table/orders"), arn("dynamodb", "table/customers")
