@@ -1016,6 +1016,7 @@ def _pass_role(call: Call, op: str, catalog: Catalog) -> list[Permission]:
     return out
 
 
+_RELEASING_FIELDS = ("remove", "delete", "detach", "disassociate")
 _PASS_ROLE_BY_FIELD_NOTE = "a role the request names for the service to use (a role field holding a role ARN)"
 
 
@@ -1031,6 +1032,8 @@ def _hands_a_role(source: str, op: str, path: str, value: str) -> bool:
     contains, not_sources, verbs = _pass_role_by_field()
     name = path.rsplit(".", 1)[-1].lower()
     if contains not in name and name not in role_value_keys() or not ROLE_ARN.fullmatch(value) or source in not_sources:
+        return False
+    if name.startswith(_RELEASING_FIELDS):  # removeIamRoles of ModifyClusterIamRoles: a role taken away
         return False
     verb = re.match(r"[A-Z][a-z]*", op)
     return verb is None or verb.group() not in verbs

@@ -121,6 +121,7 @@ def test_pass_role_by_field_names_real_event_sources_and_capitalised_verbs():
     pytest.param("sns.amazonaws.com", "SetTopicAttributes",
                  {"attributeName": "LambdaSuccessFeedbackRoleArn", "attributeValue": "R"},
                  id="sns_delivery_status_role_set_as_an_attribute_value"),
+    pytest.param("redshift.amazonaws.com", "ModifyClusterIamRoles", {"addIamRoles": ["R"]}, id="a_role_added"),
 ])
 def test_a_role_arn_in_a_role_field_of_a_write_call_needs_pass_role(source, operation, params):
     # The store keeps the field (request_fields.json), and mapping grants iam:PassRole on the role, without the
@@ -144,13 +145,14 @@ def test_a_role_arn_in_a_role_field_of_a_write_call_needs_pass_role(source, oper
     pytest.param("eks.amazonaws.com", "CreateAccessEntry", {"principalArn": "R"}, id="a_role_as_a_principal"),
     pytest.param("codebuild.amazonaws.com", "CreateProject", {"description": "R"}, id="not_a_role_field"),
     pytest.param("quicksight.amazonaws.com", "RegisterUser", {"userRole": "READER"}, id="a_role_field_holding_no_role"),
+    pytest.param("redshift.amazonaws.com", "ModifyClusterIamRoles", {"removeIamRoles": ["R"]}, id="a_role_taken_away"),
 ])
 def test_no_pass_role_where_no_role_is_handed_over(source, operation, params):
     from lpgen.fields import request_fields
     from lpgen.mapping import Call, map_call
 
     role = "arn:aws:iam::111122223333:role/ops"
-    fields = request_fields({k: role if v == "R" else v for k, v in params.items()})
+    fields = request_fields({k: role if v == "R" else [role] if v == ["R"] else v for k, v in params.items()})
     mapping = map_call(Call(source=source, name=operation, fields=fields, region="eu-west-1", account="111122223333"))
     assert "iam:PassRole" not in mapping.actions
 
