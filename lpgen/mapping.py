@@ -520,11 +520,6 @@ def _efs(call: Call) -> list[str]:
     return _efs_file_systems(call) + _efs_access_points(call)
 
 
-def _s3express(call: Call) -> list[str]:
-    """Directory buckets (S3 Express One Zone): ``bucket/NAME`` under the s3express prefix."""
-    return [_arn(call, "s3express", f"bucket/{b}") for b in call.ending("bucketName") if not b.startswith("arn:")]
-
-
 def _s3vectors(call: Call) -> list[str]:
     """S3 Vectors buckets and their indexes, named by the bucket's name and the index's."""
     buckets = [b for b in call.ending("vectorBucketName") if not b.startswith("arn:")]
@@ -723,7 +718,7 @@ _BUILDERS = {
     "redshift.amazonaws.com": _redshift,
     "redshift-data.amazonaws.com": _redshift,
     "s3vectors.amazonaws.com": _s3vectors,
-    "s3express.amazonaws.com": _s3express,
+    "s3express.amazonaws.com": _named("s3express", "bucket/{}", "bucketName"),  # directory buckets
 }
 
 
@@ -1016,25 +1011,23 @@ def _pass_role(call: Call, op: str, catalog: Catalog) -> list[Permission]:
     return out
 
 
-_RELEASING_FIELDS = ("remove", "delete", "detach", "disassociate")
 _PASS_ROLE_BY_FIELD_NOTE = "a role the request names for the service to use (a role field holding a role ARN)"
 
 
 @functools.cache
-def _pass_role_by_field() -> tuple[str, frozenset[str], tuple[str, ...]]:
+def _pass_role_by_field() -> tuple[str, frozenset[str], tuple[str, ...], tuple[str, ...]]:
     rules = load("side_permissions.json")["pass_role_by_field"]["values"]
     verbs = tuple(rules["read_verbs"]) + tuple(rules["release_verbs"])
-    return rules["field_contains"], frozenset(rules["not_sources"]), verbs
+    return rules["field_contains"], frozenset(rules["not_sources"]), verbs, tuple(rules["release_fields"])
 
 
 def _hands_a_role(source: str, op: str, path: str, value: str) -> bool:
     """Whether a request field hands a role to the service (``pass_role_by_field`` in side_permissions.json)."""
-    contains, not_sources, verbs = _pass_role_by_field()
+    contains, not_sources, verbs, release_fields = _pass_role_by_field()
     name = path.rsplit(".", 1)[-1].lower()
-    if contains not in name and name not in role_value_keys() or not ROLE_ARN.fullmatch(value) or source in not_sources:
-        return False
-    if name.startswith(_RELEASING_FIELDS):  # removeIamRoles of ModifyClusterIamRoles: a role taken away
-        return False
+    named_as_role = contains in name or name in role_value_keys()
+    if not named_as_role or name.startswith(release_fields) or source in not_sources or not ROLE_ARN.fullmatch(value):
+        return False  # not a role field, one that takes roles away (removeIamRoles), or a role as an identity
     verb = re.match(r"[A-Z][a-z]*", op)
     return verb is None or verb.group() not in verbs
 

@@ -108,6 +108,7 @@ def test_pass_role_by_field_names_real_event_sources_and_capitalised_verbs():
     assert all(verb.isalpha() and verb[0].isupper() and verb[1:].islower() or verb == "BatchGet"
                for verb in rules["read_verbs"] + rules["release_verbs"])
     assert rules["field_contains"] == rules["field_contains"].lower()
+    assert rules["release_fields"] and all(prefix == prefix.lower() for prefix in rules["release_fields"])
 
 
 @pytest.mark.parametrize(("source", "operation", "params"), [
@@ -240,11 +241,14 @@ _CALLS = {("sts.amazonaws.com", "AssumeRole"): {"roleArn": "arn:aws:iam::1111222
           ("s3.amazonaws.com", "PutObjectRetention"): {"bucketName": "acme-audit-archive", "key": "2026/ledger.csv"},
           ("s3vectors.amazonaws.com", "QueryVectors"): {"vectorBucketName": "kb", "indexName": "docs"},
           ("s3vectors.amazonaws.com", "ListVectors"): {"vectorBucketName": "kb", "indexName": "docs"}}
-#: What an option is granted on when it is not the call's first field: the log group, the object.
-_ON = {"logs.amazonaws.com": ("arn:aws:logs:eu-west-1:111122223333:log-group:/app/orders",
-                              "arn:aws:logs:eu-west-1:111122223333:log-group:/app/orders:*"),
-       "s3.amazonaws.com:object": ("arn:aws:s3:::acme-audit-archive/2026/ledger.csv",),
-       "s3vectors.amazonaws.com": ("arn:aws:s3vectors:eu-west-1:111122223333:bucket/kb/index/docs",)}
+#: What an option is granted on when it is not the call's first field: the log group, the object, the index.
+_LOG_GROUP = ("arn:aws:logs:eu-west-1:111122223333:log-group:/app/orders",
+              "arn:aws:logs:eu-west-1:111122223333:log-group:/app/orders:*")
+_OBJECT = ("arn:aws:s3:::acme-audit-archive/2026/ledger.csv",)
+_INDEX = ("arn:aws:s3vectors:eu-west-1:111122223333:bucket/kb/index/docs",)
+_ON = {("logs.amazonaws.com", "FilterLogEvents"): _LOG_GROUP, ("logs.amazonaws.com", "GetLogEvents"): _LOG_GROUP,
+       ("s3.amazonaws.com", "DeleteObject"): _OBJECT, ("s3.amazonaws.com", "PutObjectRetention"): _OBJECT,
+       ("s3vectors.amazonaws.com", "QueryVectors"): _INDEX, ("s3vectors.amazonaws.com", "ListVectors"): _INDEX}
 _SHAPES = {"tags": [{"key": "Repository", "value": "acme/app"}], "transitiveTagKeys": ["Repository"],
            "addReplicaRegions": [{"region": "us-east-1"}],
            "rotationLambdaARN": "arn:aws:lambda:eu-west-1:111122223333:function:rotate-app-secret",
@@ -275,7 +279,7 @@ def test_each_request_option_grants_its_actions_on_what_the_call_names(entry):
         params = {path: value, **entry.get("when", {})}
         listed = value if isinstance(value, list) and all(isinstance(v, str) for v in value) else [value]
         on = listed[0] if isinstance(listed[0], str) and listed[0].startswith("arn:") else arn  # what the option names, or the call
-        on = _ON.get(entry["source"]) or (_ON["s3.amazonaws.com:object"] if "key" in base else (on,))
+        on = _ON.get((entry["source"], entry["operation"]), (on,))
         expected = sorted((a, ("*",) if not catalog.action(a).resource_types else on) for a in entry["actions"])
         assert all(None not in resources for _, resources in expected)  # * only for an action that takes no resource
         assert option_permissions(params) == expected, path
